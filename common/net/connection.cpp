@@ -1,0 +1,172 @@
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+
+#include "common/error.h"
+#include "common/net/connection_impl.h"
+
+namespace tapestry::common::net {
+
+Connection::Connection(TlsStream&& stream, ConnectionOptions options)
+    : stream_(std::move(stream)),
+      options_(std::move(options)),
+      idle_timer_(stream_.get_executor()),
+      heartbeat_timer_(stream_.get_executor()) {
+  boost::system::error_code ec;
+  auto endpoint = stream_.lowest_layer().remote_endpoint(ec);
+  if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  last_send_ = std::chrono::steady_clock::now();
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(FrameHandler* handler) {
+  handler_ = handler;
+  armIdleTimer();
+  armHeartbeat();
+  readHeader();
+}
+
+void Connection::armIdleTimer() {
+  idle_timer_.expires_after(options_.idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    self->fail({}, makeError(Errc::kTimeout));
+  });
+}
+
+void Connection::armHeartbeat() {
+  if (options_.heartbeat_body.empty()) return;
+  heartbeat_timer_.expires_after(options_.heartbeat_interval);
+  heartbeat_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    auto quiet = std::chrono::steady_clock::now() - self->last_send_;
+    if (quiet >= self->options_.heartbeat_interval / 2 && self->out_.empty())
+      self->sendControl(self->options_.heartbeat_body);
+    self->armHeartbeat();
+  });
+}
+
+void Connection::readHeader() {
+  asio::async_read(stream_, asio::buffer(in_header_, kFrameHeaderSize),
+                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                     if (self->closed_) return;
+                     if (ec) return self->fail(ec, makeError(Errc::kClosed));
+                     self->bytes_received_ += kFrameHeaderSize;
+                     if (auto err = decodeFrameHeader(self->in_header_, &self->current_)) return self->fail({}, err);
+                     self->readBody();
+                   });
+}
+
+void Connection::readBody() {
+  asio::mutable_buffer target;
+  if (current_.type == FrameType::kControl) {
+    control_in_.resize(current_.length);
+    target = asio::buffer(control_in_.data(), control_in_.size());
+  } else {
+    chunk_in_ = handler_->chunkBuffer(current_.length);
+    if (!chunk_in_) return fail({}, makeError(Errc::kMalformedFrame));
+    target = asio::buffer(chunk_in_, current_.length);
+  }
+  asio::async_read(stream_, target, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+    if (self->closed_) return;
+    if (ec) return self->fail(ec, makeError(Errc::kClosed));
+    self->bytes_received_ += n;
+    self->armIdleTimer();
+    if (self->current_.type == FrameType::kControl)
+      self->handler_->onControl(self->control_in_);
+    else
+      self->handler_->onChunk(self->chunk_in_, n);
+    if (!self->closed_) self->readHeader();
+  });
+}
+
+void Connection::sendControl(std::string body) {
+  OutFrame frame;
+  encodeFrameHeader({FrameType::kControl, static_cast<uint32_t>(body.size())}, frame.header);
+  frame.owned = std::move(body);
+  frame.length = frame.owned.size();
+  enqueue(std::move(frame));
+}
+
+void Connection::sendChunk(const uint8_t* data, size_t length, std::shared_ptr<const void> keepalive) {
+  OutFrame frame;
+  encodeFrameHeader({FrameType::kChunk, static_cast<uint32_t>(length)}, frame.header);
+  frame.data = data;
+  frame.length = length;
+  frame.keepalive = std::move(keepalive);
+  enqueue(std::move(frame));
+}
+
+void Connection::enqueue(OutFrame&& frame) {
+  if (closed_ || close_after_writes_) return;
+  queued_bytes_ += frame.length + kFrameHeaderSize;
+  out_.push_back(std::move(frame));
+  if (!writing_) writeNext();
+}
+
+void Connection::writeNext() {
+  if (out_.empty()) {
+    writing_ = false;
+    if (close_after_writes_) close(close_reason_);
+    return;
+  }
+  writing_ = true;
+  OutFrame& f = out_.front();
+  const void* body = f.owned.empty() ? static_cast<const void*>(f.data) : f.owned.data();
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(f.header, kFrameHeaderSize), asio::buffer(body, f.length)};
+  asio::async_write(stream_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+    if (self->closed_) return;
+    if (ec) return self->fail(ec, makeError(Errc::kClosed));
+    self->bytes_sent_ += n;
+    self->queued_bytes_ -= n;
+    self->last_send_ = std::chrono::steady_clock::now();
+    self->out_.pop_front();
+    self->writeNext();
+  });
+}
+
+void Connection::closeAfterWrites(std::error_code reason) {
+  if (closed_) return;
+  close_after_writes_ = true;
+  close_reason_ = reason;
+  if (!writing_) close(reason);
+}
+
+void Connection::fail(const boost::system::error_code& ec, std::error_code mapped) {
+  // A peer that vanishes mid-record surfaces as stream_truncated or eof:
+  // both mean "closed by peer" here; TLS alerts are kept for the message.
+  if (ec && ec != asio::error::eof && ec != asio::ssl::error::stream_truncated) {
+    error_detail_ = ec.message();
+    tls_error_ = ec.category() == asio::error::get_ssl_category();
+  }
+  close(mapped);
+}
+
+void Connection::close(std::error_code reason) {
+  if (closed_) return;
+  closed_ = true;
+  idle_timer_.cancel();
+  heartbeat_timer_.cancel();
+  boost::system::error_code ignored;
+  if (close_after_writes_) {
+    // Let the peer read what we last wrote (a typed error) before the socket
+    // goes: half-close now, close fully a moment later.
+    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    idle_timer_.expires_after(std::chrono::milliseconds(500));
+    idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
+      boost::system::error_code e;
+      self->stream_.lowest_layer().close(e);
+    });
+  } else {
+    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+  }
+  out_.clear();
+  FrameHandler* handler = handler_;
+  handler_ = nullptr;
+  if (handler) handler->onClosed(reason);
+}
+
+}  // namespace tapestry::common::net

@@ -1,0 +1,101 @@
+#pragma once
+// A framed, mutually authenticated TLS session driven by one io_context
+// thread (so it needs no strand). It reads frames forever and hands them to a
+// FrameHandler; writes are queued and gathered. Every read is guarded by the
+// idle timeout, and a heartbeat goes out when nothing else has been sent for a
+// while. The first error closes the session and reaches the handler once, in
+// onClosed(); after that the handler is never called again, so its owner may
+// destroy it there.
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "common/frame.h"
+#include "common/net/tls_impl.h"
+
+namespace tapestry::common::net {
+
+class FrameHandler {
+ public:
+  virtual ~FrameHandler() = default;
+  virtual void onControl(std::string_view body) = 0;
+  // A chunk frame of `length` bytes is next: where should it be read to? The
+  // buffer must hold `length` bytes until onChunk(). nullptr rejects it and
+  // closes the session with kMalformedFrame.
+  virtual uint8_t* chunkBuffer(size_t length) = 0;
+  virtual void onChunk(const uint8_t* data, size_t length) = 0;
+  virtual void onClosed(std::error_code ec) = 0;
+};
+
+struct ConnectionOptions {
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds heartbeat_interval{5000};
+  std::string heartbeat_body;  // serialized control message; empty: none
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(TlsStream&& stream, ConnectionOptions options);
+  ~Connection();
+
+  void start(FrameHandler* handler);
+  void sendControl(std::string body);
+  // `data` must stay valid while `keepalive` is held.
+  void sendChunk(const uint8_t* data, size_t length, std::shared_ptr<const void> keepalive);
+  // Closes once everything queued so far has been written.
+  void closeAfterWrites(std::error_code reason);
+  void close(std::error_code reason);
+
+  bool open() const { return !closed_; }
+  size_t queuedBytes() const { return queued_bytes_; }
+  uint64_t bytesReceived() const { return bytes_received_; }
+  uint64_t bytesSent() const { return bytes_sent_; }
+  std::string remoteAddress() const { return remote_; }
+  // The transport error behind the close, if any ("tlsv1 alert unknown ca").
+  const std::string& errorDetail() const { return error_detail_; }
+  bool tlsError() const { return tls_error_; }
+
+ private:
+  struct OutFrame {
+    uint8_t header[kFrameHeaderSize];
+    std::string owned;
+    const uint8_t* data = nullptr;
+    size_t length = 0;
+    std::shared_ptr<const void> keepalive;
+  };
+
+  void enqueue(OutFrame&& frame);
+  void readHeader();
+  void readBody();
+  void writeNext();
+  void armIdleTimer();
+  void armHeartbeat();
+  void fail(const boost::system::error_code& ec, std::error_code mapped);
+
+  TlsStream stream_;
+  ConnectionOptions options_;
+  FrameHandler* handler_ = nullptr;
+  asio::steady_timer idle_timer_;
+  asio::steady_timer heartbeat_timer_;
+  uint8_t in_header_[kFrameHeaderSize];
+  FrameHeader current_;
+  std::string control_in_;
+  uint8_t* chunk_in_ = nullptr;
+  std::deque<OutFrame> out_;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool close_after_writes_ = false;
+  std::error_code close_reason_;
+  size_t queued_bytes_ = 0;
+  uint64_t bytes_received_ = 0;
+  uint64_t bytes_sent_ = 0;
+  std::chrono::steady_clock::time_point last_send_;
+  std::string remote_;
+  std::string error_detail_;
+  bool tls_error_ = false;
+};
+
+}  // namespace tapestry::common::net

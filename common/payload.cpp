@@ -1,0 +1,208 @@
+#include "common/payload.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "common/crc32c.h"
+#include "common/error.h"
+#include "common/frame.h"
+
+namespace tapestry::common {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the FP32 payload path assumes a little-endian host");
+
+inline uint32_t floatBits(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof(b));
+  return b;
+}
+
+inline float bitsFloat(uint32_t b) {
+  float v;
+  std::memcpy(&v, &b, sizeof(v));
+  return v;
+}
+
+inline bool allFinite(const float* v, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad |= (floatBits(v[i]) & 0x7F800000u) == 0x7F800000u;
+  return bad == 0;
+}
+
+template <uint16_t (*Encode)(float)>
+void encode16(const float* values, size_t count, uint8_t* out) {
+  for (size_t i = 0; i < count; ++i) {
+    uint16_t h = Encode(values[i]);
+    out[2 * i] = static_cast<uint8_t>(h);
+    out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
+
+// Back to front, so `bytes` may sit at the start of `dst` (in-place widening).
+template <float (*Decode)(uint16_t)>
+void decode16(const uint8_t* bytes, size_t count, float* dst) {
+  for (size_t i = count; i-- > 0;) {
+    uint16_t h = static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    dst[i] = Decode(h);
+  }
+}
+
+}  // namespace
+
+size_t bytesPerElement(proto::DType dtype) {
+  switch (dtype) {
+    case proto::DTYPE_FP32: return 4;
+    case proto::DTYPE_BF16:
+    case proto::DTYPE_FP16: return 2;
+    default: return 0;
+  }
+}
+
+size_t chunkCount(uint64_t elements, uint32_t chunk_elements) {
+  if (chunk_elements == 0) return 0;
+  return static_cast<size_t>(elements / chunk_elements + (elements % chunk_elements != 0));
+}
+
+size_t chunkElementCount(const proto::PayloadHeader& header, size_t index) {
+  uint64_t per = header.chunk_elements();
+  if (per == 0 || index >= chunkCount(header.element_count(), header.chunk_elements())) return 0;
+  uint64_t start = per * index;
+  return static_cast<size_t>(std::min<uint64_t>(per, header.element_count() - start));
+}
+
+size_t chunkByteCount(const proto::PayloadHeader& header, size_t index) {
+  return chunkElementCount(header, index) * bytesPerElement(header.dtype());
+}
+
+EncodedPayload EncodedPayload::encode(proto::DType dtype, const float* values, size_t count,
+                                      uint32_t chunk_elements) {
+  size_t bpe = bytesPerElement(dtype);
+  if (bpe == 0)
+    throw std::invalid_argument("payload dtype " + proto::DType_Name(dtype) +
+                                " is not supported; use DTYPE_FP32, DTYPE_BF16 or DTYPE_FP16");
+  if (chunk_elements == 0 || chunk_elements > kMaxChunkElements)
+    throw std::invalid_argument("payload chunk_elements " + std::to_string(chunk_elements) + " must be in [1, " +
+                                std::to_string(kMaxChunkElements) + "]");
+  if (count > kMaxPayloadElements)
+    throw std::invalid_argument("payload of " + std::to_string(count) + " elements exceeds the limit of " +
+                                std::to_string(kMaxPayloadElements));
+  if (count > 0 && values == nullptr) throw std::invalid_argument("payload values are null");
+
+  EncodedPayload p;
+  p.header_.set_dtype(dtype);
+  p.header_.set_element_count(count);
+  p.header_.set_chunk_elements(chunk_elements);
+  if (dtype == proto::DTYPE_FP32) {
+    p.base_ = reinterpret_cast<const uint8_t*>(values);
+  } else {
+    p.owned_.resize(count * bpe);
+    if (dtype == proto::DTYPE_BF16)
+      encode16<floatToBf16>(values, count, p.owned_.data());
+    else
+      encode16<floatToFp16>(values, count, p.owned_.data());
+  }
+  size_t n = chunkCount(count, chunk_elements);
+  p.header_.mutable_chunk_crc32c()->Reserve(static_cast<int>(n));
+  for (size_t i = 0; i < n; ++i) {
+    auto c = p.chunk(i);
+    p.header_.add_chunk_crc32c(crc32c(c.first, c.second));
+  }
+  return p;
+}
+
+std::pair<const uint8_t*, size_t> EncodedPayload::chunk(size_t index) const {
+  size_t n = chunkCount(header_.element_count(), header_.chunk_elements());
+  if (index >= n)
+    throw std::out_of_range("payload chunk " + std::to_string(index) + " of " + std::to_string(n));
+  size_t offset = index * static_cast<size_t>(header_.chunk_elements()) * bytesPerElement(header_.dtype());
+  // Owned bytes are looked up here rather than cached, so copies stay valid.
+  const uint8_t* base = header_.dtype() == proto::DTYPE_FP32 ? base_ : owned_.data();
+  return {base + offset, chunkByteCount(header_, index)};
+}
+
+std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64_t expected_elements) {
+  size_t bpe = bytesPerElement(header.dtype());
+  if (bpe == 0) return Errc::kUnsupportedDtype;
+  if (header.element_count() != expected_elements) return Errc::kShapeMismatch;
+  if (header.element_count() > kMaxPayloadElements) return Errc::kFrameTooLarge;
+  if (header.chunk_elements() == 0) return Errc::kShapeMismatch;
+  if (header.chunk_elements() > kMaxChunkElements ||
+      static_cast<uint64_t>(header.chunk_elements()) * bpe > kMaxChunkBytes)
+    return Errc::kFrameTooLarge;
+  if (static_cast<uint64_t>(header.chunk_crc32c_size()) != chunkCount(header.element_count(), header.chunk_elements()))
+    return Errc::kShapeMismatch;
+  return {};
+}
+
+std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
+                            float* dst) {
+  if (bytesPerElement(header.dtype()) == 0) return Errc::kUnsupportedDtype;
+  if (index >= static_cast<size_t>(header.chunk_crc32c_size())) return Errc::kShapeMismatch;
+  size_t count = chunkElementCount(header, index);
+  if (count == 0 || size != chunkByteCount(header, index)) return Errc::kShapeMismatch;
+  if (crc32c(bytes, size) != header.chunk_crc32c(static_cast<int>(index))) return Errc::kChecksumMismatch;
+  switch (header.dtype()) {
+    case proto::DTYPE_FP32:
+      if (reinterpret_cast<const void*>(bytes) != dst) std::memmove(dst, bytes, size);
+      break;
+    case proto::DTYPE_BF16: decode16<bf16ToFloat>(bytes, count, dst); break;
+    case proto::DTYPE_FP16: decode16<fp16ToFloat>(bytes, count, dst); break;
+    default: return Errc::kUnsupportedDtype;
+  }
+  if (!allFinite(dst, count)) return Errc::kNonFinite;
+  return {};
+}
+
+uint16_t floatToBf16(float v) {
+  uint32_t b = floatBits(v);
+  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((b >> 16) | 0x0040u);  // quiet NaN
+  b += 0x7FFFu + ((b >> 16) & 1u);
+  return static_cast<uint16_t>(b >> 16);
+}
+
+float bf16ToFloat(uint16_t v) { return bitsFloat(static_cast<uint32_t>(v) << 16); }
+
+uint16_t floatToFp16(float v) {
+  uint32_t x = floatBits(v);
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7FFFFFFFu;
+  if (x >= 0x7F800000u)  // Inf stays Inf, NaN stays a quiet NaN
+    return static_cast<uint16_t>(sign | 0x7C00u | (x > 0x7F800000u ? 0x0200u | ((x >> 13) & 0x3FFu) : 0u));
+  if (x >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to Inf
+  if (x >= 0x38800000u) {                                               // normal in fp16
+    x += 0xC8000FFFu + ((x >> 13) & 1u);  // rebias exponent by -112, round to nearest even
+    return static_cast<uint16_t>(sign | (x >> 13));
+  }
+  uint32_t exp = x >> 23;
+  if (exp < 102) return sign;  // below 2^-25: rounds to zero
+  // fp16 subnormal in units of 2^-24; rounding up may carry into the smallest normal.
+  uint32_t mant = (x & 0x7FFFFFu) | 0x800000u;
+  uint32_t shift = 126 - exp;
+  uint32_t r = mant >> shift;
+  uint32_t rem = mant & ((1u << shift) - 1);
+  uint32_t half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (r & 1u))) ++r;
+  return static_cast<uint16_t>(sign | r);
+}
+
+float fp16ToFloat(uint16_t v) {
+  uint32_t sign = static_cast<uint32_t>(v & 0x8000u) << 16;
+  uint32_t exp = (v >> 10) & 0x1Fu;
+  uint32_t mant = v & 0x3FFu;
+  if (exp == 0x1F) return bitsFloat(sign | 0x7F800000u | (mant << 13));
+  if (exp == 0) {
+    if (mant == 0) return bitsFloat(sign);
+    exp = 113;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --exp;
+    }
+    return bitsFloat(sign | (exp << 23) | ((mant & 0x3FFu) << 13));
+  }
+  return bitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+}  // namespace tapestry::common

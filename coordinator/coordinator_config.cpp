@@ -1,0 +1,129 @@
+#include "coordinator/coordinator_config.h"
+
+#include <filesystem>
+
+#include "common/config.h"
+
+namespace tapestry::coordinator {
+
+using common::ConfigReader;
+
+const char* algorithmName(Algorithm a) {
+  switch (a) {
+    case Algorithm::kFedAvg: return "fedavg";
+    case Algorithm::kFedProx: return "fedprox";
+    case Algorithm::kEasgd: return "easgd";
+  }
+  return "?";
+}
+
+namespace {
+
+std::chrono::milliseconds seconds(ConfigReader& r, const std::string& key, std::chrono::milliseconds fallback) {
+  double s = r.optional<double>(key, fallback.count() / 1000.0);
+  if (!(s > 0)) r.fail(key, "must be a positive number of seconds");
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
+  std::string name = r.required<std::string>("name");
+  if (name == "fedavg") c.algorithm = Algorithm::kFedAvg;
+  else if (name == "fedprox") c.algorithm = Algorithm::kFedProx;
+  else if (name == "easgd") c.algorithm = Algorithm::kEasgd;
+  else r.fail("name", "must be one of fedavg, fedprox, easgd; got \"" + name + "\"");
+  c.rho = r.optional<double>("rho", c.algorithm == Algorithm::kFedAvg ? 0.0 : c.rho);
+  if (c.rho < 0) r.fail("rho", "must be >= 0");
+  if (c.algorithm == Algorithm::kFedAvg && c.rho != 0) r.fail("rho", "must be 0 (or absent) for fedavg");
+  c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
+  if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");
+  c.init_seed = r.optional<uint64_t>("init_seed", c.init_seed);
+  r.finish();
+}
+
+void readRounds(ConfigReader r, CoordinatorConfig& c) {
+  c.rounds.max_rounds = r.optional<uint64_t>("max", 0);
+  c.rounds.min_workers = r.optional<size_t>("min_workers", 1);
+  if (c.rounds.min_workers == 0) r.fail("min_workers", "must be >= 1");
+  c.rounds.quorum = r.optional<size_t>("quorum", c.rounds.min_workers);
+  if (c.rounds.quorum == 0) r.fail("quorum", "must be >= 1");
+  c.rounds.deadline = seconds(r, "deadline_s", c.rounds.deadline);
+  r.finish();
+}
+
+void readServerOptimizer(ConfigReader r, CoordinatorConfig& c) {
+  std::string name = r.optional<std::string>("name", "plain");
+  auto& s = c.server_optimizer;
+  if (name == "plain") {
+    s.kind = ServerOptimizerKind::kPlain;
+  } else if (name == "nesterov") {
+    s.kind = ServerOptimizerKind::kNesterov;
+    s.lr = 0.7f;
+    s.momentum = 0.9f;
+  } else {
+    r.fail("name", "must be plain or nesterov; got \"" + name + "\"");
+  }
+  s.lr = static_cast<float>(r.optional<double>("lr", s.lr));
+  s.momentum = static_cast<float>(r.optional<double>("momentum", s.momentum));
+  if (!(s.lr > 0)) r.fail("lr", "must be > 0");
+  if (s.momentum < 0 || s.momentum >= 1) r.fail("momentum", "must be in [0, 1)");
+  r.finish();
+}
+
+void readAggregation(ConfigReader r, CoordinatorConfig& c) {
+  std::string device = r.optional<std::string>("device", "auto");
+  if (device == "auto") c.device = AggregatorDevice::kAuto;
+  else if (device == "cpu") c.device = AggregatorDevice::kCpu;
+  else if (device == "cuda") c.device = AggregatorDevice::kCuda;
+  else r.fail("device", "must be auto, cpu or cuda; got \"" + device + "\"");
+  c.cpu_threads = r.optional<unsigned>("cpu_threads", 0);
+  r.finish();
+}
+
+void readLimits(ConfigReader r, CoordinatorConfig& c) {
+  c.handshake_timeout = seconds(r, "handshake_timeout_s", c.handshake_timeout);
+  c.idle_timeout = seconds(r, "idle_timeout_s", c.idle_timeout);
+  c.heartbeat_interval = seconds(r, "heartbeat_s", c.heartbeat_interval);
+  if (c.heartbeat_interval * 2 > c.idle_timeout) r.fail("heartbeat_s", "must be at most half of idle_timeout_s");
+  c.chunk_elements = r.optional<uint32_t>("chunk_elements", c.chunk_elements);
+  if (c.chunk_elements < 1024 || c.chunk_elements > (1u << 24))
+    r.fail("chunk_elements", "must be between 1024 and 16777216");
+  c.max_sessions = r.optional<size_t>("max_sessions", c.max_sessions);
+  r.finish();
+}
+
+}  // namespace
+
+CoordinatorConfig loadCoordinatorConfig(const std::string& path, const std::string& base_dir) {
+  nlohmann::json json = common::loadJsonFile(path);
+  std::string base = base_dir.empty() ? std::filesystem::absolute(path).parent_path().string() : base_dir;
+  ConfigReader r(json, path);
+  CoordinatorConfig c;
+  c.federation_id = r.optional<std::string>("federation_id", c.federation_id);
+  {
+    ConfigReader listen = r.child("listen");
+    c.listen_host = listen.optional<std::string>("host", c.listen_host);
+    int port = listen.optional<int>("port", c.listen_port);
+    if (port < 0 || port > 65535) listen.fail("port", "must be 0..65535 (0 picks a free port)");
+    c.listen_port = static_cast<uint16_t>(port);
+    c.port_file = listen.optionalPath("port_file", base, "");
+    listen.finish();
+  }
+  {
+    ConfigReader tls = r.child("tls");
+    c.tls.ca_file = tls.path("ca", base);
+    c.tls.cert_file = tls.path("cert", base);
+    c.tls.key_file = tls.path("key", base);
+    c.tls.crl_file = tls.optionalPath("crl", base, "");
+    tls.finish();
+  }
+  c.state_dir = r.path("state_dir", base);
+  readAlgorithm(r.child("algorithm"), c);
+  readRounds(r.child("rounds"), c);
+  if (r.has("server_optimizer")) readServerOptimizer(r.child("server_optimizer"), c);
+  if (r.has("aggregation")) readAggregation(r.child("aggregation"), c);
+  if (r.has("limits")) readLimits(r.child("limits"), c);
+  r.finish();
+  return c;
+}
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,47 @@
+#pragma once
+// The coordinator's typed configuration, parsed once from JSON (unknown keys
+// rejected, every error names its field) and passed down as option structs.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/net/tls.h"
+#include "coordinator/aggregation/aggregator.h"
+#include "coordinator/round_logic.h"
+
+namespace tapestry::coordinator {
+
+enum class Algorithm { kFedAvg, kFedProx, kEasgd };
+
+struct CoordinatorConfig {
+  std::string federation_id = "tapestry";
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 7300;      // 0: any free port (written to port_file)
+  std::string port_file;            // optional: the bound port is written here
+  common::net::TlsSettings tls;
+  std::string state_dir;            // checkpoint and round log live here
+
+  Algorithm algorithm = Algorithm::kFedProx;
+  double rho = 0.01;
+  uint32_t local_steps = 50;
+  uint64_t init_seed = 1;
+
+  RoundPolicy rounds;
+  ServerOptimizerSettings server_optimizer;
+  AggregatorDevice device = AggregatorDevice::kAuto;
+  unsigned cpu_threads = 0;
+
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds heartbeat_interval{5000};
+  uint32_t chunk_elements = 1u << 20;
+  size_t max_sessions = 1024;
+};
+
+// Parses `path`; relative paths inside resolve against `base_dir` (the
+// config file's directory when empty). Throws common::ConfigError.
+CoordinatorConfig loadCoordinatorConfig(const std::string& path, const std::string& base_dir = "");
+
+const char* algorithmName(Algorithm a);
+
+}  // namespace tapestry::coordinator

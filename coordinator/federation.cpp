@@ -1,0 +1,266 @@
+#include "coordinator/federation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/payload.h"
+
+namespace tapestry::coordinator {
+
+using common::Errc;
+using common::makeError;
+
+namespace {
+
+proto::Algorithm toProto(Algorithm a) {
+  switch (a) {
+    case Algorithm::kFedAvg: return proto::ALGORITHM_FEDAVG;
+    case Algorithm::kFedProx: return proto::ALGORITHM_FEDPROX;
+    case Algorithm::kEasgd: return proto::ALGORITHM_EASGD;
+  }
+  return proto::ALGORITHM_UNSPECIFIED;
+}
+
+Rejection reject(Errc e, std::string message) { return {makeError(e), std::move(message)}; }
+
+std::string megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+Federation::Federation(CoordinatorConfig config, FederationState state, std::unique_ptr<Aggregator> aggregator,
+                       Clock::time_point now)
+    : config_(std::move(config)),
+      state_(std::move(state)),
+      aggregator_(std::move(aggregator)),
+      logic_(config_.rounds, state_.round, state_.has_consensus, now) {
+  if (state_.federation_id.empty()) state_.federation_id = config_.federation_id;
+  if (state_.has_consensus) {
+    consensus_ = std::make_shared<const std::vector<float>>(std::move(state_.consensus));
+    state_.consensus.clear();
+    if (config_.server_optimizer.kind != ServerOptimizerKind::kPlain && state_.momentum.size() != consensus_->size())
+      state_.momentum.assign(consensus_->size(), 0.0f);
+    aggregator_->reset(consensus_->size());
+  }
+}
+
+Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker& hello,
+                            proto::WelcomeToWorker* welcome) {
+  if (hello.protocol_version() != kProtocolVersion)
+    return reject(Errc::kProtocolVersion, "worker speaks protocol version " + std::to_string(hello.protocol_version()) +
+                                              " but this coordinator speaks " + std::to_string(kProtocolVersion) +
+                                              "; run the same Tapestry release on both sides");
+  if (hello.parameter_count() == 0 || hello.parameter_count() > common::kMaxPayloadElements)
+    return reject(Errc::kMalformedFrame, "parameter_count " + std::to_string(hello.parameter_count()) + " is out of range");
+  if (state_.fingerprint.empty()) {
+    state_.fingerprint = hello.model_fingerprint();
+    state_.model_spec = hello.model_spec();
+    state_.parameter_count = hello.parameter_count();
+    LOG_INFO("federation model set by " << id << ": " << state_.model_spec << ", " << state_.parameter_count
+                                        << " parameters, fingerprint " << state_.fingerprint);
+  } else if (hello.model_fingerprint() != state_.fingerprint || hello.parameter_count() != state_.parameter_count) {
+    return reject(Errc::kFingerprintMismatch,
+                  "model fingerprint " + hello.model_fingerprint() + " (" + hello.model_spec() + ", " +
+                      std::to_string(hello.parameter_count()) + " parameters) differs from the federation's " +
+                      state_.fingerprint + " (" + state_.model_spec + ", " + std::to_string(state_.parameter_count) +
+                      " parameters); configure the federation's model in the worker config");
+  }
+  if (std::find(state_.members.begin(), state_.members.end(), id) == state_.members.end()) state_.members.push_back(id);
+  logic_.workerJoined(id);
+
+  welcome->set_federation_id(state_.federation_id);
+  welcome->set_round(logic_.round());
+  welcome->set_has_consensus(logic_.hasConsensus());
+  welcome->set_already_pushed(logic_.hasContributed(id));
+  welcome->set_algorithm(toProto(config_.algorithm));
+  welcome->set_rho(config_.rho);
+  welcome->set_local_steps(config_.local_steps);
+  welcome->set_init_seed(config_.init_seed);
+  welcome->set_max_rounds(config_.rounds.max_rounds);
+  welcome->set_identity(id);
+  welcome->set_heartbeat_ms(static_cast<uint32_t>(config_.heartbeat_interval.count()));
+  welcome->set_chunk_elements(config_.chunk_elements);
+  if (!logic_.hasConsensus()) {
+    waiting_.insert(id);
+    if (initial_provider_.empty()) {
+      initial_provider_ = id;
+      welcome->set_send_initial(true);
+    }
+  }
+  return {};
+}
+
+void Federation::depart(const std::string& id) {
+  logic_.workerLeft(id);
+  waiting_.erase(id);
+  auto it = pushes_.find(id);
+  if (it != pushes_.end()) {
+    Push& p = it->second;
+    if (p.initial) {
+      initial_.clear();
+      initial_.shrink_to_fit();
+    } else {
+      size_t chunks = static_cast<size_t>(p.header.chunk_crc32c_size());
+      if (p.next_chunk < chunks)
+        LOG_WARN(id << " left during its push of round " << logic_.round() << " after " << p.next_chunk << "/" << chunks
+                    << " chunks; the rest of its contribution is taken from the current consensus");
+      for (size_t c = p.next_chunk; c < chunks; ++c) {
+        size_t offset = c * p.header.chunk_elements();
+        aggregator_->accumulate(offset, consensus_->data() + offset, common::chunkElementCount(p.header, c), p.weight);
+      }
+      logic_.pushEnded(id);
+    }
+    pushes_.erase(it);
+  }
+  if (initial_provider_ == id) initial_provider_.clear();
+  if (!logic_.hasConsensus() && logic_.activeCount() == 0 && initial_provider_.empty()) state_.fingerprint.clear();
+}
+
+Rejection Federation::beginPush(const std::string& id, const proto::PushFromWorker& push) {
+  if (pushes_.count(id)) return reject(Errc::kMalformedFrame, "a push arrived while the previous one was incomplete");
+  if (auto ec = common::validatePayloadHeader(push.payload(), state_.parameter_count))
+    return reject(static_cast<Errc>(ec.value()), "push payload rejected: " + ec.message());
+  if (push.payload().chunk_elements() != config_.chunk_elements)
+    return reject(Errc::kShapeMismatch, "push uses chunks of " + std::to_string(push.payload().chunk_elements()) +
+                                            " elements but the federation uses " + std::to_string(config_.chunk_elements));
+  if (push.initial()) {
+    if (logic_.hasConsensus() || initial_provider_ != id)
+      return reject(Errc::kStaleRound, "an initial vector was not requested from this worker");
+    initial_.assign(state_.parameter_count, 0.0f);
+    pushes_[id] = Push{push.payload(), 0.0f, 0, true};
+    return {};
+  }
+  switch (logic_.checkPush(id, push.round())) {
+    case PushVerdict::kAccept: break;
+    case PushVerdict::kStaleRound:
+      return reject(Errc::kStaleRound, "push for round " + std::to_string(push.round()) + " but round " +
+                                           std::to_string(logic_.round()) + " is open; it was dropped");
+    case PushVerdict::kAlreadyPushed:
+      return reject(Errc::kStaleRound, "this worker already contributed to round " + std::to_string(logic_.round()));
+    case PushVerdict::kFinished: return reject(Errc::kFinished, "the federation has finished all its rounds");
+    case PushVerdict::kNoConsensus: return reject(Errc::kStaleRound, "no consensus exists yet; wait for it");
+  }
+  if (push.sample_count() == 0) return reject(Errc::kMalformedFrame, "push with sample_count 0");
+  Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false};
+  weight_sum_ += p.weight;
+  if (std::isfinite(push.metric()) && push.metric_samples() > 0) {
+    metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
+    metric_samples_ += push.metric_samples();
+  }
+  logic_.pushStarted(id);
+  pushes_[id] = std::move(p);
+  return {};
+}
+
+size_t Federation::expectedChunkBytes(const std::string& id) const {
+  auto it = pushes_.find(id);
+  if (it == pushes_.end()) return 0;
+  return common::chunkByteCount(it->second.header, it->second.next_chunk);
+}
+
+Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t size) {
+  auto it = pushes_.find(id);
+  if (it == pushes_.end()) return reject(Errc::kMalformedFrame, "a chunk arrived without a push");
+  Push& p = it->second;
+  size_t index = p.next_chunk;
+  size_t offset = index * p.header.chunk_elements();
+  size_t count = common::chunkElementCount(p.header, index);
+  float* dst;
+  if (p.initial) {
+    dst = initial_.data() + offset;
+  } else if (p.header.dtype() == proto::DTYPE_FP32) {
+    dst = reinterpret_cast<float*>(bytes);
+  } else {
+    decoded_.resize(count);
+    dst = decoded_.data();
+  }
+  if (auto ec = common::decodeChunk(p.header, index, bytes, size, dst))
+    return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
+  if (!p.initial) aggregator_->accumulate(offset, dst, count, p.weight);
+  round_bytes_ += size;
+  if (++p.next_chunk == static_cast<size_t>(p.header.chunk_crc32c_size())) finishPush(id);
+  return {};
+}
+
+void Federation::finishPush(const std::string& id) {
+  auto it = pushes_.find(id);
+  if (it->second.initial) initial_ready_ = true;
+  else logic_.pushEnded(id);
+  pushes_.erase(it);
+}
+
+std::string Federation::pickInitialProvider() {
+  if (logic_.hasConsensus() || !initial_provider_.empty() || waiting_.empty()) return {};
+  initial_provider_ = *waiting_.begin();
+  return initial_provider_;
+}
+
+bool Federation::advance(Clock::time_point now) {
+  if (!logic_.hasConsensus()) {
+    if (!initial_ready_) return false;
+    consensus_ = std::make_shared<const std::vector<float>>(std::move(initial_));
+    initial_ = {};
+    initial_ready_ = false;
+    if (config_.server_optimizer.kind != ServerOptimizerKind::kPlain) state_.momentum.assign(consensus_->size(), 0.0f);
+    aggregator_->reset(consensus_->size());
+    logic_.consensusInitialised(now);
+    state_.has_consensus = true;
+    state_.round = 0;
+    waiting_.clear();
+    persist();
+    LOG_INFO("initial consensus z_0 received from " << initial_provider_ << " (" << consensus_->size()
+                                                     << " parameters); round 0 is open");
+    return true;
+  }
+  if (!logic_.shouldClose(now)) return false;
+  closeRound(now);
+  return true;
+}
+
+void Federation::closeRound(Clock::time_point now) {
+  auto next = std::make_shared<std::vector<float>>(*consensus_);
+  float* momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
+  aggregator_->finalize(weight_sum_, config_.server_optimizer, next->data(), momentum);
+  RoundRecord record;
+  record.round = logic_.round();
+  record.contributors = logic_.contributorCount();
+  record.bytes_received = round_bytes_;
+  record.seconds = std::chrono::duration<double>(now - logic_.openedAt()).count();
+  record.metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
+  record.metric_samples = metric_samples_;
+  state_.log.push_back(record);
+  if (state_.log.size() > kMaxRoundLog) state_.log.erase(state_.log.begin());
+  logic_.roundClosed(now);
+  state_.round = logic_.round();
+  consensus_ = std::move(next);
+  weight_sum_ = metric_sum_ = 0;
+  metric_samples_ = round_bytes_ = 0;
+  persist();
+
+  std::ostringstream metric;
+  if (record.metric >= 0) metric << ", federation val accuracy of z_" << record.round << " " << std::fixed
+                                 << std::setprecision(2) << 100.0 * record.metric << "%";
+  LOG_INFO("round " << record.round + 1 << (config_.rounds.max_rounds ? "/" + std::to_string(config_.rounds.max_rounds) : "")
+                    << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
+                    << " received, " << std::fixed << std::setprecision(2) << record.seconds << " s"
+                    << metric.str());
+  std::ofstream log(config_.state_dir + "/rounds.jsonl", std::ios::app);
+  log << "{\"round\":" << record.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
+      << ",\"contributors\":" << record.contributors << ",\"bytes_received\":" << record.bytes_received
+      << ",\"seconds\":" << record.seconds << ",\"metric\":" << record.metric << "}\n";
+}
+
+void Federation::persist() {
+  saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir);
+}
+
+}  // namespace tapestry::coordinator

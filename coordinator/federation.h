@@ -1,0 +1,93 @@
+#pragma once
+// The coordinator's protocol logic without I/O: admission (identity, model
+// fingerprint, protocol version), pushes folded chunk by chunk into the
+// Aggregator, round closing through RoundLogic, the server update, and the
+// durable state written after every round. The server feeds it events from
+// sessions and performs the sends it asks for; tests drive it directly.
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "coordinator/aggregation/aggregator.h"
+#include "coordinator/coordinator_config.h"
+#include "coordinator/federation_state.h"
+#include "coordinator/round_logic.h"
+#include "proto/tapestry.pb.h"
+
+namespace tapestry::coordinator {
+
+constexpr uint32_t kProtocolVersion = 1;
+
+struct Rejection {
+  std::error_code code;
+  std::string message;  // for the worker and the log: what was wrong, what to do
+  explicit operator bool() const { return static_cast<bool>(code); }
+};
+
+class Federation {
+ public:
+  Federation(CoordinatorConfig config, FederationState state, std::unique_ptr<Aggregator> aggregator,
+             Clock::time_point now);
+
+  // A verified identity said Hello. On success fills `welcome`.
+  Rejection admit(const std::string& id, const proto::HelloFromWorker& hello, proto::WelcomeToWorker* welcome);
+  // The session of `id` ended, for whatever reason. Fills an interrupted
+  // push's missing chunks from the current consensus so the sum stays whole.
+  void depart(const std::string& id);
+
+  Rejection beginPush(const std::string& id, const proto::PushFromWorker& push);
+  // Bytes the next chunk of id's push must have; 0 when no chunk is expected.
+  size_t expectedChunkBytes(const std::string& id) const;
+  // Verifies, decodes and folds one chunk read into `bytes` (which may be
+  // decoded in place; it must be float-aligned).
+  Rejection pushChunk(const std::string& id, uint8_t* bytes, size_t size);
+
+  // Closes the round or installs z_0 when due. True when a new consensus is
+  // ready to broadcast. Persists the state before returning true.
+  bool advance(Clock::time_point now);
+
+  // Who should upload the initial vector now (empty: nobody). Marks them.
+  std::string pickInitialProvider();
+
+  std::shared_ptr<const std::vector<float>> consensus() const { return consensus_; }
+  uint64_t round() const { return logic_.round(); }
+  bool hasConsensus() const { return logic_.hasConsensus(); }
+  bool finished() const { return logic_.finished(); }
+  std::optional<Clock::time_point> nextDeadline() const { return logic_.nextDeadline(); }
+  const FederationState& state() const { return state_; }
+  const CoordinatorConfig& config() const { return config_; }
+  std::string aggregatorName() const { return aggregator_->backendName(); }
+
+ private:
+  struct Push {
+    proto::PayloadHeader header;
+    float weight = 0;
+    size_t next_chunk = 0;
+    bool initial = false;
+  };
+  void finishPush(const std::string& id);
+  void closeRound(Clock::time_point now);
+  void persist();
+
+  CoordinatorConfig config_;
+  FederationState state_;
+  std::unique_ptr<Aggregator> aggregator_;
+  RoundLogic logic_;
+  std::shared_ptr<const std::vector<float>> consensus_;
+  std::map<std::string, Push> pushes_;
+  std::set<std::string> waiting_;  // admitted, no consensus yet
+  std::string initial_provider_;
+  std::vector<float> initial_;
+  std::vector<float> decoded_;
+  bool initial_ready_ = false;
+  double weight_sum_ = 0;
+  double metric_sum_ = 0;
+  uint64_t metric_samples_ = 0;
+  uint64_t round_bytes_ = 0;
+};
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,82 @@
+#include "coordinator/federation_state.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "common/checkpoint.h"
+
+namespace tapestry::coordinator {
+
+std::string checkpointPath(const std::string& state_dir) {
+  return (std::filesystem::path(state_dir) / "coordinator.ckpt").string();
+}
+
+void saveFederationState(const FederationState& s, const std::vector<float>& consensus,
+                         const std::vector<float>& momentum, const std::string& state_dir) {
+  std::filesystem::create_directories(state_dir);
+  nlohmann::json meta;
+  meta["kind"] = "tapestry-coordinator";
+  meta["federation_id"] = s.federation_id;
+  meta["round"] = s.round;
+  meta["has_consensus"] = s.has_consensus;
+  meta["fingerprint"] = s.fingerprint;
+  meta["model_spec"] = s.model_spec;
+  meta["parameter_count"] = s.parameter_count;
+  meta["members"] = s.members;
+  nlohmann::json log = nlohmann::json::array();
+  size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
+  for (size_t i = first; i < s.log.size(); ++i) {
+    const RoundRecord& r = s.log[i];
+    log.push_back({{"round", r.round},
+                   {"contributors", r.contributors},
+                   {"bytes_received", r.bytes_received},
+                   {"seconds", r.seconds},
+                   {"metric", r.metric},
+                   {"metric_samples", r.metric_samples}});
+  }
+  meta["log"] = log;
+  common::CheckpointWriter writer;
+  writer.setMetadata(meta.dump());
+  writer.addSection("consensus", consensus.data(), consensus.size() * sizeof(float));
+  writer.addSection("momentum", momentum.data(), momentum.size() * sizeof(float));
+  writer.commit(checkpointPath(state_dir));
+}
+
+std::optional<FederationState> loadFederationStateFile(const std::string& path) {
+  auto ckpt = common::readCheckpoint(path);
+  if (!ckpt) return std::nullopt;
+  FederationState s;
+  try {
+    auto meta = nlohmann::json::parse(ckpt->metadata);
+    if (meta.value("kind", "") != "tapestry-coordinator")
+      throw std::runtime_error("not a coordinator checkpoint");
+    s.federation_id = meta.at("federation_id").get<std::string>();
+    s.round = meta.at("round").get<uint64_t>();
+    s.has_consensus = meta.at("has_consensus").get<bool>();
+    s.fingerprint = meta.at("fingerprint").get<std::string>();
+    s.model_spec = meta.at("model_spec").get<std::string>();
+    s.parameter_count = meta.at("parameter_count").get<uint64_t>();
+    s.members = meta.at("members").get<std::vector<std::string>>();
+    for (const auto& r : meta.at("log")) {
+      s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
+                       r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
+                       r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("checkpoint '" + path + "' has unreadable metadata: " + e.what());
+  }
+  s.consensus = ckpt->sectionAs<float>("consensus");
+  s.momentum = ckpt->sectionAs<float>("momentum");
+  if (s.has_consensus && s.consensus.size() != s.parameter_count)
+    throw std::runtime_error("checkpoint '" + path + "' consensus size differs from its parameter count");
+  return s;
+}
+
+std::optional<FederationState> loadFederationState(const std::string& state_dir) {
+  common::removeStaleTemps(checkpointPath(state_dir));
+  return loadFederationStateFile(checkpointPath(state_dir));
+}
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,45 @@
+#pragma once
+// The coordinator's durable state: everything needed to resume after a crash
+// without losing a completed round. Saved atomically (common/checkpoint.h)
+// after every round; a restarted coordinator continues from it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tapestry::coordinator {
+
+struct RoundRecord {
+  uint64_t round = 0;  // the round that closed, producing z_{round+1}
+  size_t contributors = 0;
+  uint64_t bytes_received = 0;
+  double seconds = 0;
+  double metric = -1;  // sample-weighted validation accuracy of z_round; -1 if none
+  uint64_t metric_samples = 0;
+};
+
+struct FederationState {
+  std::string federation_id;
+  uint64_t round = 0;  // z_round is the current consensus
+  bool has_consensus = false;
+  std::string fingerprint;
+  std::string model_spec;
+  uint64_t parameter_count = 0;
+  std::vector<float> consensus;
+  std::vector<float> momentum;  // server optimizer state; empty for plain
+  std::vector<std::string> members;
+  std::vector<RoundRecord> log;  // most recent rounds, bounded
+};
+
+constexpr size_t kMaxRoundLog = 10000;
+
+std::string checkpointPath(const std::string& state_dir);
+// Atomic write of state_dir/coordinator.ckpt with the given consensus and
+// momentum (state.consensus/momentum are ignored). Throws std::runtime_error.
+void saveFederationState(const FederationState& state, const std::vector<float>& consensus,
+                         const std::vector<float>& momentum, const std::string& state_dir);
+// nullopt when there is no checkpoint yet; throws if it exists but is damaged.
+std::optional<FederationState> loadFederationState(const std::string& state_dir);
+std::optional<FederationState> loadFederationStateFile(const std::string& checkpoint_path);
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,206 @@
+#include "coordinator/server.h"
+
+#include <boost/asio/signal_set.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/net/connection_impl.h"
+#include "common/payload.h"
+#include "coordinator/federation.h"
+#include "coordinator/session_impl.h"
+
+namespace tapestry::coordinator {
+
+using common::Errc;
+
+Server::Impl::Impl(CoordinatorConfig config)
+    : config_(std::move(config)),
+      tls_(common::net::makeServerContext(config_.tls)),
+      acceptor_(io_),
+      signals_(io_, SIGINT, SIGTERM),
+      deadline_timer_(io_),
+      linger_timer_(io_) {
+  std::filesystem::create_directories(config_.state_dir);
+  auto state = loadFederationState(config_.state_dir);
+  if (state && state->federation_id != config_.federation_id)
+    throw std::runtime_error("state in " + config_.state_dir + " belongs to federation '" + state->federation_id +
+                             "', not '" + config_.federation_id + "'; point state_dir elsewhere or fix federation_id");
+  if (state) {
+    LOG_INFO("resuming federation '" << state->federation_id << "' from " << checkpointPath(config_.state_dir)
+                                     << ": consensus z_" << state->round << " of " << state->parameter_count
+                                     << " parameters; round " << state->round + 1 << " is next");
+  }
+  auto aggregator = makeAggregator(config_.device, config_.cpu_threads);
+  federation_ = std::make_unique<Federation>(config_, state ? std::move(*state) : FederationState{},
+                                             std::move(aggregator), Clock::now());
+  LOG_INFO("aggregation on " << federation_->aggregatorName());
+
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config_.listen_host), config_.listen_port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  boost::system::error_code ec;
+  acceptor_.bind(endpoint, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + config_.listen_host + ":" + std::to_string(config_.listen_port) +
+                             ": " + ec.message() + "; pick another listen.port or stop the other process");
+  acceptor_.listen();
+  if (!config_.port_file.empty()) {
+    std::string tmp = config_.port_file + ".tmp";
+    std::ofstream(tmp) << port() << "\n";
+    std::filesystem::rename(tmp, config_.port_file);
+  }
+}
+
+uint16_t Server::Impl::port() const { return acceptor_.local_endpoint().port(); }
+
+int Server::Impl::run() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    LOG_INFO("signal " << signo << ": shutting down; state is saved after every round");
+    stopping_ = true;
+    io_.stop();
+  });
+  LOG_INFO("listening on " << config_.listen_host << ":" << port() << " (TLS 1.3, mutual authentication), federation '"
+                           << config_.federation_id << "', " << algorithmName(config_.algorithm) << ", "
+                           << config_.local_steps << " local steps per round");
+  accept();
+  armDeadline();
+  checkFinished();
+  io_.run();
+  return 0;
+}
+
+void Server::Impl::accept() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) LOG_WARN("accept failed: " << ec.message());
+    } else if (handshaking_ + sessions_.size() >= config_.max_sessions) {
+      LOG_WARN("refusing a connection: " << config_.max_sessions << " sessions already (limits.max_sessions)");
+    } else {
+      socket.set_option(asio::ip::tcp::no_delay(true));
+      handshake(common::net::TlsStream(std::move(socket), tls_));
+    }
+    if (acceptor_.is_open()) accept();
+  });
+}
+
+void Server::Impl::handshake(common::net::TlsStream stream) {
+  auto pending = std::make_shared<common::net::TlsStream>(std::move(stream));
+  auto timer = std::make_shared<asio::steady_timer>(io_, config_.handshake_timeout);
+  ++handshaking_;
+  timer->async_wait([pending](const boost::system::error_code& ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      pending->lowest_layer().close(ignored);
+    }
+  });
+  pending->async_handshake(asio::ssl::stream_base::server, [this, pending, timer](const boost::system::error_code& ec) {
+    --handshaking_;
+    timer->cancel();
+    boost::system::error_code addr_ec;
+    auto remote = pending->lowest_layer().remote_endpoint(addr_ec);
+    std::string from = addr_ec ? "unknown peer" : remote.address().to_string();
+    if (ec) {
+      LOG_WARN("TLS handshake from " << from << " refused: " << common::net::handshakeFailureReason(*pending, ec));
+      boost::system::error_code ignored;
+      pending->lowest_layer().close(ignored);
+      return;
+    }
+    std::string identity = common::net::peerIdentity(*pending);
+    if (identity.empty()) {
+      LOG_WARN("TLS peer " << from << " has no subject common name; refused");
+      return;
+    }
+    common::net::ConnectionOptions options;
+    options.idle_timeout = config_.idle_timeout;
+    options.heartbeat_interval = config_.heartbeat_interval;
+    proto::CoordinatorMessage beat;
+    beat.mutable_heartbeat();
+    options.heartbeat_body = beat.SerializeAsString();
+    auto connection = std::make_shared<common::net::Connection>(std::move(*pending), options);
+    auto session = std::make_shared<Session>(*this, identity, connection);
+    unadmitted_.insert(session);
+    connection->start(session.get());
+  });
+}
+
+void Server::Impl::admitted(const std::shared_ptr<Session>& session) {
+  unadmitted_.erase(session);
+  sessions_[session->identity()] = session;
+}
+
+bool Server::Impl::identityActive(const std::string& identity) const { return sessions_.count(identity) > 0; }
+
+void Server::Impl::sessionClosed(Session* session, bool was_admitted) {
+  if (was_admitted) {
+    auto it = sessions_.find(session->identity());
+    if (it != sessions_.end() && it->second.get() == session) {
+      federation_->depart(session->identity());
+      // Destroy after the current callback unwinds.
+      asio::post(io_, [keep = it->second] {});
+      sessions_.erase(it);
+      std::string provider = federation_->pickInitialProvider();
+      if (!provider.empty()) sessions_[provider]->requestInitial();
+      advance();
+    }
+  } else {
+    for (auto it = unadmitted_.begin(); it != unadmitted_.end(); ++it) {
+      if (it->get() == session) {
+        asio::post(io_, [keep = *it] {});
+        unadmitted_.erase(it);
+        break;
+      }
+    }
+  }
+  checkFinished();
+}
+
+bool Server::Impl::advance() {
+  bool any = false;
+  while (federation_->advance(Clock::now())) {
+    any = true;
+    for (auto& [id, session] : sessions_) session->sendConsensus();
+    if (federation_->finished()) {
+      LOG_INFO("federation finished after round " << federation_->round() << "; final consensus sent to "
+                                                  << sessions_.size() << " workers");
+      for (auto& [id, session] : sessions_) session->finish();
+    }
+  }
+  armDeadline();
+  return any;
+}
+
+void Server::Impl::armDeadline() {
+  auto deadline = federation_->nextDeadline();
+  deadline_timer_.cancel();
+  if (!deadline) return;
+  deadline_timer_.expires_at(*deadline + std::chrono::milliseconds(1));
+  deadline_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (!advance())
+      LOG_INFO("round " << federation_->round() + 1 << " deadline passed; waiting for a quorum of "
+                        << config_.rounds.quorum << " contributors");
+  });
+}
+
+void Server::Impl::checkFinished() {
+  if (!federation_->finished() || !sessions_.empty()) return;
+  // Linger briefly so late reconnects still get the final consensus.
+  linger_timer_.expires_after(std::chrono::seconds(3));
+  linger_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || !sessions_.empty()) return;
+    LOG_INFO("all workers have left; coordinator exits");
+    io_.stop();
+  });
+}
+
+Server::Server(CoordinatorConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Server::~Server() = default;
+uint16_t Server::port() const { return impl_->port(); }
+int Server::run() { return impl_->run(); }
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,151 @@
+#include "common/error.h"
+#include "common/log.h"
+#include "common/payload.h"
+#include "coordinator/session_impl.h"
+
+namespace tapestry::coordinator {
+
+using common::Errc;
+
+namespace {
+
+proto::ErrorCode toProto(const std::error_code& ec) {
+  if (ec.category() != common::errorCategory()) return proto::ERROR_INTERNAL;
+  switch (static_cast<Errc>(ec.value())) {
+    case Errc::kProtocolVersion: return proto::ERROR_PROTOCOL_VERSION;
+    case Errc::kFingerprintMismatch: return proto::ERROR_FINGERPRINT_MISMATCH;
+    case Errc::kChecksumMismatch: return proto::ERROR_CHECKSUM;
+    case Errc::kNonFinite: return proto::ERROR_NON_FINITE;
+    case Errc::kStaleRound: return proto::ERROR_STALE_ROUND;
+    case Errc::kDuplicateIdentity: return proto::ERROR_DUPLICATE_IDENTITY;
+    case Errc::kFrameTooLarge: return proto::ERROR_TOO_LARGE;
+    case Errc::kFinished: return proto::ERROR_FINISHED;
+    default: return proto::ERROR_MALFORMED;
+  }
+}
+
+}  // namespace
+
+Session::Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection)
+    : server_(server), identity_(std::move(identity)), connection_(std::move(connection)) {}
+
+void Session::sendMessage(const proto::CoordinatorMessage& message) { connection_->sendControl(message.SerializeAsString()); }
+
+void Session::sendError(proto::ErrorCode code, const std::string& message, bool fatal) {
+  LOG_WARN(identity_ << " (" << connection_->remoteAddress() << "): " << message << (fatal ? "; session closed" : ""));
+  proto::CoordinatorMessage m;
+  auto* e = m.mutable_error();
+  e->set_code(code);
+  e->set_message(message);
+  e->set_fatal(fatal);
+  sendMessage(m);
+  if (fatal) connection_->closeAfterWrites(common::makeError(Errc::kRejected));
+}
+
+void Session::onControl(std::string_view body) {
+  proto::WorkerMessage message;
+  if (!message.ParseFromArray(body.data(), static_cast<int>(body.size())))
+    return sendError(proto::ERROR_MALFORMED, "control frame is not a valid WorkerMessage", true);
+  switch (message.body_case()) {
+    case proto::WorkerMessage::kHello: return onHello(message.hello());
+    case proto::WorkerMessage::kPush: return onPush(message.push());
+    case proto::WorkerMessage::kHeartbeat: return;
+    case proto::WorkerMessage::kGoodbye:
+      LOG_INFO(identity_ << " said goodbye: " << message.goodbye().reason());
+      connection_->close(common::makeError(Errc::kClosed));
+      return;
+    default: return sendError(proto::ERROR_MALFORMED, "empty or unknown WorkerMessage", true);
+  }
+}
+
+void Session::onHello(const proto::HelloFromWorker& hello) {
+  if (admitted_) return sendError(proto::ERROR_MALFORMED, "second Hello on one session", true);
+  if (server_.identityActive(identity_))
+    return sendError(proto::ERROR_DUPLICATE_IDENTITY,
+                     "another session with identity '" + identity_ +
+                         "' is active; each worker needs its own certificate (retry once the old session has ended)",
+                     true);
+  proto::CoordinatorMessage m;
+  if (Rejection r = server_.federation().admit(identity_, hello, m.mutable_welcome()))
+    return sendError(toProto(r.code), r.message, true);
+  admitted_ = true;
+  server_.admitted(shared_from_this());
+  const auto& w = m.welcome();
+  LOG_INFO(identity_ << " joined from " << connection_->remoteAddress() << " (" << hello.sample_count()
+                     << " samples, last round seen " << hello.last_round_seen() << "); round " << w.round()
+                     << (w.has_consensus() ? "" : ", no consensus yet") << (w.already_pushed() ? ", already pushed" : ""));
+  sendMessage(m);
+  if (w.has_consensus()) sendConsensus();
+  if (server_.federation().finished()) finish();
+}
+
+void Session::onPush(const proto::PushFromWorker& push) {
+  if (!admitted_) return sendError(proto::ERROR_MALFORMED, "Push before Hello", true);
+  Rejection r = server_.federation().beginPush(identity_, push);
+  if (!r) return;
+  if (r.code == common::makeError(Errc::kStaleRound) &&
+      !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
+    // Harmless lateness: skip its chunks, tell the worker, send what is current.
+    discard_chunks_ = static_cast<size_t>(push.payload().chunk_crc32c_size());
+    sendError(proto::ERROR_STALE_ROUND, r.message, false);
+    if (push.round() < server_.federation().round()) sendConsensus();
+    return;
+  }
+  sendError(toProto(r.code), r.message, true);
+}
+
+uint8_t* Session::chunkBuffer(size_t length) {
+  if (discard_chunks_ == 0) {
+    size_t expected = server_.federation().expectedChunkBytes(identity_);
+    if (expected == 0 || length != expected) {
+      LOG_WARN(identity_ << ": unexpected chunk of " << length << " bytes (expected " << expected << ")");
+      return nullptr;
+    }
+  }
+  staging_.resize((length + sizeof(float) - 1) / sizeof(float));
+  return reinterpret_cast<uint8_t*>(staging_.data());
+}
+
+void Session::onChunk(const uint8_t*, size_t length) {
+  if (discard_chunks_ > 0) {
+    --discard_chunks_;
+    return;
+  }
+  Rejection r = server_.federation().pushChunk(identity_, reinterpret_cast<uint8_t*>(staging_.data()), length);
+  if (r) return sendError(toProto(r.code), r.message, true);
+  server_.advance();
+}
+
+void Session::sendConsensus() {
+  if (!connection_->open()) return;
+  auto consensus = server_.federation().consensus();
+  auto payload = std::make_shared<common::EncodedPayload>(common::EncodedPayload::encode(
+      proto::DTYPE_FP32, consensus->data(), consensus->size(), server_.config().chunk_elements));
+  proto::CoordinatorMessage m;
+  auto* c = m.mutable_consensus();
+  c->set_round(server_.federation().round());
+  c->set_final(server_.federation().finished());
+  *c->mutable_payload() = payload->header();
+  sendMessage(m);
+  // Keep both the consensus and its encoding alive until the last chunk is out.
+  auto keep = std::make_shared<std::pair<decltype(consensus), decltype(payload)>>(consensus, payload);
+  for (size_t i = 0; i < payload->chunks(); ++i) {
+    auto [data, size] = payload->chunk(i);
+    connection_->sendChunk(data, size, keep);
+  }
+}
+
+void Session::requestInitial() {
+  proto::CoordinatorMessage m;
+  m.mutable_initial_request();
+  sendMessage(m);
+}
+
+void Session::finish() { connection_->closeAfterWrites(common::makeError(Errc::kFinished)); }
+
+void Session::onClosed(std::error_code ec) {
+  if (admitted_) LOG_INFO(identity_ << " left: " << ec.message());
+  server_.sessionClosed(this, admitted_);
+}
+
+}  // namespace tapestry::coordinator

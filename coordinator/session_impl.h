@@ -1,0 +1,84 @@
+#pragma once
+// Internals of the coordinator server: Server::Impl owns the io_context, the
+// acceptor and the sessions; Session speaks the protocol with one worker and
+// relays its events to the Federation. Single io thread: no locks, no strands.
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/net/connection_impl.h"
+#include "coordinator/federation.h"
+#include "coordinator/server.h"
+
+namespace tapestry::coordinator {
+
+namespace asio = boost::asio;
+class Session;
+
+class Server::Impl {
+ public:
+  explicit Impl(CoordinatorConfig config);
+  uint16_t port() const;
+  int run();
+
+  Federation& federation() { return *federation_; }
+  const CoordinatorConfig& config() const { return config_; }
+  bool identityActive(const std::string& identity) const;
+  void admitted(const std::shared_ptr<Session>& session);
+  void sessionClosed(Session* session, bool was_admitted);
+  bool advance();
+
+ private:
+  void accept();
+  void handshake(common::net::TlsStream stream);
+  void armDeadline();
+  void checkFinished();
+
+  CoordinatorConfig config_;
+  asio::io_context io_;
+  asio::ssl::context tls_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer deadline_timer_;
+  asio::steady_timer linger_timer_;
+  std::unique_ptr<Federation> federation_;
+  std::map<std::string, std::shared_ptr<Session>> sessions_;
+  std::set<std::shared_ptr<Session>> unadmitted_;
+  size_t handshaking_ = 0;
+  bool stopping_ = false;
+};
+
+class Session : public common::net::FrameHandler, public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection);
+  const std::string& identity() const { return identity_; }
+
+  void sendConsensus();
+  void requestInitial();
+  void finish();
+
+  void onControl(std::string_view body) override;
+  uint8_t* chunkBuffer(size_t length) override;
+  void onChunk(const uint8_t* data, size_t length) override;
+  void onClosed(std::error_code ec) override;
+
+ private:
+  void onHello(const proto::HelloFromWorker& hello);
+  void onPush(const proto::PushFromWorker& push);
+  void sendError(proto::ErrorCode code, const std::string& message, bool fatal);
+  void sendMessage(const proto::CoordinatorMessage& message);
+
+  Server::Impl& server_;
+  std::string identity_;
+  std::shared_ptr<common::net::Connection> connection_;
+  bool admitted_ = false;
+  size_t discard_chunks_ = 0;
+  std::vector<float> staging_;  // one chunk, float-aligned for in-place decode
+};
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,68 @@
+// The CPU backend is the reference: CUDA must produce the same consensus and
+// momentum within 1e-5 * (1 + |cpu|) over several nesterov rounds, for a
+// size above the staging slot (2^22 elements) so chunks get split.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "aggregation/aggregation_reference.h"
+#include "coordinator/aggregation/aggregator.h"
+
+namespace tapestry::coordinator {
+namespace {
+
+using test_support::accumulateChunked;
+using test_support::Contribution;
+using test_support::makeContributions;
+using test_support::makeVector;
+using test_support::totalWeight;
+
+constexpr double kTolerance = 1e-5;
+
+size_t countMismatches(const std::vector<float>& cuda, const std::vector<float>& cpu, const char* what) {
+  size_t mismatches = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (!(std::fabs(double(cuda[i]) - double(cpu[i])) <= kTolerance * (1.0 + std::fabs(double(cpu[i]))))) {
+      if (mismatches < 5) ADD_FAILURE() << what << "[" << i << "]: cuda " << cuda[i] << ", cpu " << cpu[i];
+      ++mismatches;
+    }
+  }
+  return mismatches;
+}
+
+TEST(CudaMatchesCpu, NesterovRoundsAgree) {
+  if (!cudaAggregatorAvailable()) GTEST_SKIP() << "CUDA backend unavailable: " << cudaUnavailableReason();
+  const size_t elements = (size_t{1} << 22) + 1003;
+  std::unique_ptr<Aggregator> cpu = makeAggregator(AggregatorDevice::kCpu);
+  std::unique_ptr<Aggregator> cuda = makeAggregator(AggregatorDevice::kCuda);
+  ServerOptimizerSettings settings;
+  settings.kind = ServerOptimizerKind::kNesterov;
+  settings.lr = 0.7f;
+  settings.momentum = 0.9f;
+  std::vector<float> cpu_consensus = makeVector(elements, 21, 1.0f);
+  std::vector<float> cuda_consensus = cpu_consensus;
+  std::vector<float> cpu_momentum(elements, 0.0f);
+  std::vector<float> cuda_momentum(elements, 0.0f);
+  cpu->reset(elements);
+  cuda->reset(elements);
+  for (uint32_t round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::vector<Contribution> contributions = makeContributions(elements, 3, 300 + round);
+    for (size_t w = 0; w < contributions.size(); ++w) {
+      // The last worker's chunks may span the whole vector, beyond one staging slot.
+      const size_t max_chunk = w + 1 == contributions.size() ? elements : 1000003;
+      accumulateChunked(*cpu, contributions[w], 400 + uint32_t(w), max_chunk);
+      accumulateChunked(*cuda, contributions[w], 400 + uint32_t(w), max_chunk);
+    }
+    const double total = totalWeight(contributions);
+    cpu->finalize(total, settings, cpu_consensus.data(), cpu_momentum.data());
+    cuda->finalize(total, settings, cuda_consensus.data(), cuda_momentum.data());
+    EXPECT_EQ(countMismatches(cuda_consensus, cpu_consensus, "consensus"), 0u);
+    EXPECT_EQ(countMismatches(cuda_momentum, cpu_momentum, "momentum"), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace tapestry::coordinator

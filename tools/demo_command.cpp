@@ -1,0 +1,275 @@
+// `tapestry demo`: a whole federation on this machine, over real TLS, with
+// the configs in configs/ used verbatim, ending with a table of consensus
+// test accuracy against every worker trained alone.
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "common/config.h"
+#include "coordinator/coordinator_config.h"
+#include "coordinator/federation_state.h"
+#include "tools/baseline.h"
+#include "tools/commands.h"
+#include "tools/consensus_file.h"
+#include "tools/pki/pki.h"
+#include "tools/process.h"
+#include "worker/ml/partition.h"
+#include "worker/ml/trainer.h"
+
+namespace tapestry::tools {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kUsage =
+    "usage: tapestry demo [--configs DIR] [--work DIR]\n"
+    "  --configs DIR  directory with demo.json, coordinator.json and worker-<k>.json (default: configs)\n"
+    "  --work DIR     where certificates, shards, state and logs go (default: work/demo)\n";
+
+struct DemoPlan {
+  std::string data_dir;
+  size_t workers = 4;
+  std::string scheme = "dirichlet";
+  double alpha = 0.5;
+  uint64_t seed = 1;
+  double val_fraction = 0.1;
+  uint64_t limit = 0;
+  size_t test_limit = 0;
+  std::chrono::seconds timeout{900};
+};
+
+DemoPlan readPlan(const std::string& path) {
+  auto json = common::loadJsonFile(path);
+  common::ConfigReader r(json, path);
+  DemoPlan p;
+  p.data_dir = r.optional<std::string>("data", "/usr/share/datasets/fashion-mnist");
+  p.workers = r.required<size_t>("workers");
+  if (p.workers == 0) r.fail("workers", "must be >= 1");
+  auto part = r.child("partition");
+  p.scheme = part.optional<std::string>("scheme", p.scheme);
+  p.alpha = part.optional<double>("alpha", p.alpha);
+  p.seed = part.optional<uint64_t>("seed", p.seed);
+  p.val_fraction = part.optional<double>("val_fraction", p.val_fraction);
+  p.limit = part.optional<uint64_t>("limit", 0);
+  part.finish();
+  p.test_limit = r.optional<size_t>("test_limit", 0);
+  p.timeout = std::chrono::seconds(r.optional<int64_t>("timeout_s", 900));
+  r.finish();
+  return p;
+}
+
+void ensureCertificates(const fs::path& pki, size_t workers) {
+  fs::path ca = pki / "ca";
+  if (!fs::exists(ca / "ca.key")) initCa({ca.string(), "Tapestry Demo Consortium CA", 3650});
+  if (!fs::exists(pki / "coordinator.key")) {
+    IssueOptions o;
+    o.ca_dir = ca.string();
+    o.out_dir = pki.string();
+    o.name = "coordinator";
+    o.kind = CertKind::kCoordinator;
+    o.dns_names = {"localhost"};
+    o.ip_addresses = {"127.0.0.1"};
+    issueCertificate(o);
+  }
+  for (size_t k = 0; k < workers; ++k) {
+    std::string name = "worker-" + std::to_string(k);
+    if (fs::exists(pki / (name + ".key"))) continue;
+    IssueOptions o;
+    o.ca_dir = ca.string();
+    o.out_dir = pki.string();
+    o.name = name;
+    o.kind = CertKind::kWorker;
+    issueCertificate(o);
+  }
+}
+
+std::string tailOf(const fs::path& log, size_t lines) {
+  std::ifstream in(log);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) all.push_back(line);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
+  return out;
+}
+
+class Progress {
+ public:
+  explicit Progress(uint64_t total) : total_(total), tty_(isatty(STDOUT_FILENO)) {}
+  void update(const nlohmann::json& record) {
+    uint64_t round = record.at("round").get<uint64_t>();
+    double metric = record.at("metric").get<double>();
+    double seconds = record.at("seconds").get<double>();
+    constexpr int kWidth = 30;
+    int filled = total_ ? static_cast<int>(kWidth * round / total_) : 0;
+    char line[200];
+    std::snprintf(line, sizeof line, "  [%s%s] round %3llu/%llu  %.1f s/round  val acc of z_%llu %5.1f%%",
+                  std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+                  static_cast<unsigned long long>(round), static_cast<unsigned long long>(total_), seconds,
+                  static_cast<unsigned long long>(round - 1), metric >= 0 ? 100 * metric : 0.0);
+    std::cout << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
+  }
+  void done() {
+    if (tty_) std::cout << "\n";
+  }
+
+ private:
+  uint64_t total_;
+  bool tty_;
+};
+
+int runDemo(const std::string& configs, const fs::path& work) {
+  auto start = Clock::now();
+  DemoPlan plan = readPlan(configs + "/demo.json");
+  std::string coordinator_config = configs + "/coordinator.json";
+  auto coord = coordinator::loadCoordinatorConfig(coordinator_config, work.string());
+  std::vector<std::string> worker_configs;
+  std::vector<worker::WorkerConfig> workers;
+  for (size_t k = 0; k < plan.workers; ++k) {
+    worker_configs.push_back(configs + "/worker-" + std::to_string(k) + ".json");
+    workers.push_back(worker::loadWorkerConfig(worker_configs.back(), work.string()));
+  }
+  if (coord.rounds.max_rounds == 0) throw std::runtime_error(coordinator_config + ": the demo needs rounds.max > 0");
+
+  std::cout << "== Tapestry demo: " << plan.workers << " workers, " << coordinator::algorithmName(coord.algorithm)
+            << ", " << coord.rounds.max_rounds << " rounds x " << coord.local_steps << " local steps, work dir "
+            << work.string() << "\n";
+  fs::create_directories(work);
+  fs::remove_all(work / "state");
+  fs::remove_all(work / "logs");
+  fs::remove_all(work / "shards");
+  fs::create_directories(work / "logs");
+
+  std::cout << "-- certificates (consortium CA, coordinator, workers) in " << (work / "pki").string() << "\n";
+  ensureCertificates(work / "pki", plan.workers);
+
+  std::cout << "-- partitioning Fashion-MNIST: " << plan.scheme << (plan.scheme == "dirichlet" ? " alpha " + std::to_string(plan.alpha) : "")
+            << ", seed " << plan.seed << "\n";
+  std::vector<std::string> part = {"--data",   plan.data_dir,          "--out",    (work / "shards").string(),
+                                   "--scheme", plan.scheme,            "--alpha",  std::to_string(plan.alpha),
+                                   "--workers", std::to_string(plan.workers), "--seed", std::to_string(plan.seed),
+                                   "--val-fraction", std::to_string(plan.val_fraction)};
+  if (plan.limit) part.insert(part.end(), {"--limit", std::to_string(plan.limit)});
+  if (int rc = worker::runPartitionCommand(part); rc != 0) return rc;
+
+  std::string bin = executableDir();
+  fs::path logs = work / "logs";
+  std::cout << "-- starting the coordinator and " << plan.workers << " workers (logs in " << logs.string() << ")\n";
+  fs::remove(coord.port_file);
+  ChildProcess coordinator = ChildProcess::spawn(
+      {bin + "/tapestry-coordinator", "--config", coordinator_config, "--workdir", work.string()},
+      (logs / "coordinator.log").string());
+  while (!fs::exists(coord.port_file)) {
+    if (auto rc = coordinator.wait(std::chrono::milliseconds(50)))
+      throw std::runtime_error("the coordinator exited with code " + std::to_string(*rc) + ":\n" +
+                               tailOf(logs / "coordinator.log", 15));
+  }
+  std::vector<ChildProcess> children;
+  for (size_t k = 0; k < plan.workers; ++k)
+    children.push_back(ChildProcess::spawn(
+        {bin + "/tapestry-worker", "--config", worker_configs[k], "--workdir", work.string()},
+        (logs / (workers[k].name + ".log")).string()));
+
+  Progress progress(coord.rounds.max_rounds);
+  fs::path round_log = fs::path(coord.state_dir) / "rounds.jsonl";
+  size_t shown = 0;
+  auto federation_start = Clock::now();
+  for (;;) {
+    std::ifstream in(round_log);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (; shown < lines.size(); ++shown) progress.update(nlohmann::json::parse(lines[shown]));
+    if (auto rc = coordinator.wait(std::chrono::milliseconds(200))) {
+      progress.done();
+      if (*rc != 0)
+        throw std::runtime_error("the coordinator exited with code " + std::to_string(*rc) + ":\n" +
+                                 tailOf(logs / "coordinator.log", 15));
+      break;
+    }
+    for (size_t k = 0; k < children.size(); ++k) {
+      if (children[k].running()) continue;
+      auto rc = children[k].wait(std::chrono::milliseconds(0));
+      if (rc && *rc != 0)
+        throw std::runtime_error(workers[k].name + " exited with code " + std::to_string(*rc) + ":\n" +
+                                 tailOf(logs / (workers[k].name + ".log"), 15));
+    }
+    if (Clock::now() - start > plan.timeout)
+      throw std::runtime_error("the federation did not finish within timeout_s; see the logs in " + logs.string());
+  }
+  for (size_t k = 0; k < children.size(); ++k) {
+    auto rc = children[k].wait(std::chrono::seconds(30));
+    if (!rc || *rc != 0)
+      throw std::runtime_error(workers[k].name + " did not finish cleanly; see " + (logs / (workers[k].name + ".log")).string());
+  }
+  double federation_seconds = std::chrono::duration<double>(Clock::now() - federation_start).count();
+
+  std::string checkpoint = coordinator::checkpointPath(coord.state_dir);
+  ConsensusFile consensus = readConsensusFile(checkpoint);
+  worker::ImageDataset test = worker::loadFashionMnist(plan.data_dir, false);
+  if (plan.test_limit && plan.test_limit < test.size()) {
+    std::vector<size_t> first(plan.test_limit);
+    for (size_t i = 0; i < first.size(); ++i) first[i] = i;
+    test = worker::subset(test, first);
+  }
+  double consensus_accuracy = worker::evaluateFlat(consensus.model, consensus.parameters, test);
+  int64_t steps = static_cast<int64_t>(coord.rounds.max_rounds) * coord.local_steps;
+  std::cout << "-- training each worker alone for the same " << steps << " steps (local-only baselines)\n";
+  auto baselines = runLocalBaselines(workers, coord.init_seed, steps, test);
+
+  double mean_local = 0;
+  for (const auto& b : baselines) mean_local += b.test_accuracy / static_cast<double>(baselines.size());
+  std::printf("\n  %-34s %s\n", "model", "test accuracy");
+  std::printf("  %-34s %s\n", std::string(34, '-').c_str(), "-------------");
+  std::printf("  %-34s %12.2f%%\n", ("consensus (" + std::to_string(plan.workers) + " workers, federated)").c_str(),
+              100 * consensus_accuracy);
+  for (const auto& b : baselines)
+    std::printf("  %-34s %12.2f%%\n", (b.name + " alone").c_str(), 100 * b.test_accuracy);
+  std::printf("  %-34s %12.2f%%\n", "mean of workers alone", 100 * mean_local);
+  double total_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("\n  %zu test images; federation %.0f s, demo %.0f s. Consensus checkpoint: %s\n", test.size(),
+              federation_seconds, total_seconds, checkpoint.c_str());
+
+  nlohmann::json results = {{"consensus_accuracy", consensus_accuracy},
+                            {"mean_local_accuracy", mean_local},
+                            {"rounds", consensus.round},
+                            {"federation_seconds", federation_seconds},
+                            {"test_samples", test.size()}};
+  for (const auto& b : baselines) results["local_accuracy"][b.name] = b.test_accuracy;
+  std::ofstream(work / "results.json") << results.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int runDemoCommand(const std::vector<std::string>& args) {
+  std::string configs = "configs", work = "work/demo";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (i + 1 < args.size() && args[i] == "--configs") configs = args[++i];
+    else if (i + 1 < args.size() && args[i] == "--work") work = args[++i];
+    else {
+      std::cerr << "unknown or incomplete option " << args[i] << "\n" << kUsage;
+      return 2;
+    }
+  }
+  try {
+    return runDemo(configs, fs::absolute(work));
+  } catch (const std::exception& e) {
+    std::cerr << "\ntapestry demo failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace tapestry::tools

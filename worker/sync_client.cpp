@@ -1,0 +1,343 @@
+#include "worker/sync_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/error.h"
+#include "common/net/connection_impl.h"
+#include "common/payload.h"
+
+namespace tapestry::worker {
+
+namespace asio = boost::asio;
+using common::Errc;
+using common::makeError;
+
+namespace {
+
+struct ConnectResult {
+  std::error_code ec;
+  std::string message;
+  bool permanent = false;
+  proto::WelcomeToWorker welcome;
+};
+
+ConnectResult failure(std::error_code ec, std::string message, bool permanent) {
+  ConnectResult r;
+  r.ec = ec;
+  r.message = std::move(message);
+  r.permanent = permanent;
+  return r;
+}
+
+bool permanentError(proto::ErrorCode code) {
+  return code != proto::ERROR_DUPLICATE_IDENTITY && code != proto::ERROR_INTERNAL;
+}
+
+}  // namespace
+
+class SyncClient::Impl : public common::net::FrameHandler {
+ public:
+  explicit Impl(ClientOptions options)
+      : options_(std::move(options)),
+        tls_(common::net::makeClientContext(options_.tls)),
+        work_(asio::make_work_guard(io_)),
+        thread_([this] { io_.run(); }) {}
+
+  ~Impl() override {
+    asio::post(io_, [this] {
+      if (connection_) connection_->close(makeError(Errc::kClosed));
+    });
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  ConnectResult connect(const proto::HelloFromWorker& hello) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      events_.clear();
+    }
+    expected_elements_ = hello.parameter_count();
+    connect_promise_ = std::promise<ConnectResult>();
+    auto future = connect_promise_.get_future();
+    asio::post(io_, [this, hello] { startConnect(hello); });
+    return future.get();
+  }
+
+  ClientEvent next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [this] { return !events_.empty(); });
+    ClientEvent e = std::move(events_.front());
+    events_.pop_front();
+    return e;
+  }
+
+  void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
+            uint32_t chunk_elements) {
+    asio::post(io_, [this, push = std::move(push), values, dtype, chunk_elements]() mutable {
+      if (!connection_ || !connection_->open()) return;
+      auto payload = std::make_shared<common::EncodedPayload>(
+          common::EncodedPayload::encode(dtype, values->data(), values->size(), chunk_elements));
+      *push.mutable_payload() = payload->header();
+      proto::WorkerMessage m;
+      *m.mutable_push() = std::move(push);
+      connection_->sendControl(m.SerializeAsString());
+      auto keep = std::make_shared<std::pair<decltype(values), decltype(payload)>>(values, payload);
+      for (size_t i = 0; i < payload->chunks(); ++i) {
+        auto [data, size] = payload->chunk(i);
+        connection_->sendChunk(data, size, keep);
+      }
+    });
+  }
+
+  void goodbye(const std::string& reason) {
+    asio::post(io_, [this, reason] {
+      if (!connection_ || !connection_->open()) return;
+      proto::WorkerMessage m;
+      m.mutable_goodbye()->set_reason(reason);
+      connection_->sendControl(m.SerializeAsString());
+      connection_->closeAfterWrites(makeError(Errc::kClosed));
+    });
+  }
+
+  std::atomic<uint64_t> bytes_sent_total_{0};
+  std::atomic<uint64_t> bytes_received_total_{0};
+
+ private:
+  void startConnect(const proto::HelloFromWorker& hello) {
+    hello_ = hello;
+    if (!options_.port_file.empty()) {
+      std::ifstream in(options_.port_file);
+      int port = 0;
+      if (!(in >> port) || port <= 0 || port > 65535)
+        return finishConnect(failure(makeError(Errc::kClosed),
+                                     "coordinator port file '" + options_.port_file + "' is missing or empty", false));
+      options_.port = static_cast<uint16_t>(port);
+    }
+    welcomed_ = false;
+    connect_done_ = false;
+    auto stream = std::make_shared<common::net::TlsStream>(io_, tls_);
+    auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
+    auto timer = std::make_shared<asio::steady_timer>(io_, options_.connect_timeout);
+    timer->async_wait([this, stream](const boost::system::error_code& ec) {
+      if (ec || connect_done_) return;
+      boost::system::error_code ignored;
+      stream->lowest_layer().close(ignored);
+      finishConnect(failure(makeError(Errc::kTimeout), "no answer from the coordinator within the connect timeout", false));
+    });
+    resolver->async_resolve(
+        options_.host, std::to_string(options_.port),
+        [this, stream, resolver, timer](const boost::system::error_code& ec, asio::ip::tcp::resolver::results_type r) {
+          if (connect_done_) return;
+          if (ec) return finishConnect(failure(ec, "cannot resolve " + options_.host + ": " + ec.message(), false));
+          asio::async_connect(stream->lowest_layer(), r, [this, stream, timer](const boost::system::error_code& ec,
+                                                                               const asio::ip::tcp::endpoint&) {
+            if (connect_done_) return;
+            if (ec) return finishConnect(failure(ec, "cannot connect to " + endpointName() + ": " + ec.message(), false));
+            stream->lowest_layer().set_option(asio::ip::tcp::no_delay(true));
+            SSL_set_tlsext_host_name(stream->native_handle(), options_.server_name.c_str());
+            stream->set_verify_callback(asio::ssl::host_name_verification(options_.server_name));
+            stream->async_handshake(asio::ssl::stream_base::client, [this, stream, timer](const boost::system::error_code& ec) {
+              if (connect_done_) return;
+              if (ec)
+                return finishConnect(failure(ec,
+                                      "TLS handshake with " + endpointName() +
+                                          " failed: " + common::net::handshakeFailureReason(*stream, ec) +
+                                          "; check that tls.ca is the consortium CA and coordinator.server_name matches "
+                                          "the coordinator certificate",
+                                      true));
+              timer->cancel();
+              startSession(std::move(*stream));
+            });
+          });
+        });
+  }
+
+  void startSession(common::net::TlsStream&& stream) {
+    common::net::ConnectionOptions options;
+    options.idle_timeout = options_.idle_timeout;
+    proto::WorkerMessage beat;
+    beat.mutable_heartbeat();
+    options.heartbeat_body = beat.SerializeAsString();
+    options.heartbeat_interval = std::chrono::milliseconds(2000);
+    connection_ = std::make_shared<common::net::Connection>(std::move(stream), options);
+    connection_->start(this);
+    proto::WorkerMessage m;
+    *m.mutable_hello() = hello_;
+    connection_->sendControl(m.SerializeAsString());
+  }
+
+  std::string endpointName() const { return options_.host + ":" + std::to_string(options_.port); }
+
+  void finishConnect(ConnectResult result) {
+    if (connect_done_) return;
+    connect_done_ = true;
+    connect_promise_.set_value(std::move(result));
+  }
+
+  void emit(ClientEvent e) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      events_.push_back(std::move(e));
+    }
+    cv_.notify_one();
+  }
+
+  void onControl(std::string_view body) override {
+    proto::CoordinatorMessage m;
+    if (!m.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      detail_ = "coordinator sent a message that does not parse";
+      return connection_->close(makeError(Errc::kMalformedFrame));
+    }
+    switch (m.body_case()) {
+      case proto::CoordinatorMessage::kWelcome:
+        welcomed_ = true;
+        if (m.welcome().heartbeat_ms() > 0) {
+          // The coordinator's heartbeat period bounds ours; nothing to do: ours is shorter.
+        }
+        finishConnect({{}, {}, false, m.welcome()});
+        return;
+      case proto::CoordinatorMessage::kConsensus: return beginConsensus(m.consensus());
+      case proto::CoordinatorMessage::kHeartbeat: return;
+      case proto::CoordinatorMessage::kInitialRequest: {
+        ClientEvent e;
+        e.kind = ClientEvent::Kind::kInitialRequest;
+        return emit(std::move(e));
+      }
+      case proto::CoordinatorMessage::kError: {
+        const auto& err = m.error();
+        if (!welcomed_) {
+          finishConnect(failure(makeError(Errc::kRejected), err.message(), permanentError(err.code())));
+          if (err.code() == proto::ERROR_FINISHED) finished_rejection_ = true;
+          return;
+        }
+        ClientEvent e;
+        e.kind = ClientEvent::Kind::kError;
+        e.error = err;
+        return emit(std::move(e));
+      }
+      default: detail_ = "coordinator sent an empty message"; return connection_->close(makeError(Errc::kMalformedFrame));
+    }
+  }
+
+  void beginConsensus(const proto::ConsensusToWorker& c) {
+    if (auto ec = common::validatePayloadHeader(c.payload(), expected_elements_)) {
+      detail_ = "consensus payload rejected: " + ec.message();
+      return connection_->close(ec);
+    }
+    incoming_ = std::make_shared<std::vector<float>>(expected_elements_);
+    incoming_header_ = c.payload();
+    incoming_round_ = c.round();
+    incoming_final_ = c.final();
+    next_chunk_ = 0;
+  }
+
+  uint8_t* chunkBuffer(size_t length) override {
+    if (!incoming_ || length != common::chunkByteCount(incoming_header_, next_chunk_)) {
+      detail_ = "unexpected chunk from the coordinator";
+      return nullptr;
+    }
+    if (incoming_header_.dtype() == proto::DTYPE_FP32)
+      return reinterpret_cast<uint8_t*>(incoming_->data() + next_chunk_ * incoming_header_.chunk_elements());
+    staging_.resize(length);
+    return staging_.data();
+  }
+
+  void onChunk(const uint8_t* data, size_t length) override {
+    float* dst = incoming_->data() + next_chunk_ * incoming_header_.chunk_elements();
+    if (auto ec = common::decodeChunk(incoming_header_, next_chunk_, data, length, dst)) {
+      detail_ = "consensus chunk " + std::to_string(next_chunk_) + " rejected: " + ec.message();
+      return connection_->close(ec);
+    }
+    if (++next_chunk_ < static_cast<size_t>(incoming_header_.chunk_crc32c_size())) return;
+    ClientEvent e;
+    e.kind = ClientEvent::Kind::kConsensus;
+    e.round = incoming_round_;
+    e.final = incoming_final_;
+    e.consensus = std::move(incoming_);
+    emit(std::move(e));
+  }
+
+  void onClosed(std::error_code ec) override {
+    bytes_sent_total_ += connection_->bytesSent();
+    bytes_received_total_ += connection_->bytesReceived();
+    std::string detail = !detail_.empty() ? detail_ : connection_->errorDetail();
+    bool tls = connection_->tlsError();
+    detail_.clear();
+    incoming_.reset();
+    if (!welcomed_) {
+      finishConnect(failure(ec,
+                     "coordinator at " + endpointName() + " closed the session before welcoming us" +
+                         (detail.empty() ? "" : ": " + detail) +
+                         (tls ? "; it does not accept this worker's certificate (is it signed by the consortium CA "
+                                "and not revoked?)"
+                              : ""),
+                     tls));
+      return;
+    }
+    ClientEvent e;
+    e.kind = ClientEvent::Kind::kClosed;
+    e.closed_reason = ec;
+    e.detail = detail.empty() ? ec.message() : detail;
+    emit(std::move(e));
+  }
+
+  ClientOptions options_;
+  asio::io_context io_;
+  asio::ssl::context tls_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::shared_ptr<common::net::Connection> connection_;
+  proto::HelloFromWorker hello_;
+  std::promise<ConnectResult> connect_promise_;
+  bool connect_done_ = true;
+  bool welcomed_ = false;
+  bool finished_rejection_ = false;
+  uint64_t expected_elements_ = 0;
+  std::string detail_;
+
+  std::shared_ptr<std::vector<float>> incoming_;
+  proto::PayloadHeader incoming_header_;
+  uint64_t incoming_round_ = 0;
+  bool incoming_final_ = false;
+  size_t next_chunk_ = 0;
+  std::vector<uint8_t> staging_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<ClientEvent> events_;
+};
+
+SyncClient::SyncClient(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+SyncClient::~SyncClient() = default;
+
+std::error_code SyncClient::connect(const proto::HelloFromWorker& hello, proto::WelcomeToWorker* welcome,
+                                    std::string* message, bool* permanent) {
+  ConnectResult r = impl_->connect(hello);
+  if (!r.ec) *welcome = std::move(r.welcome);
+  *message = std::move(r.message);
+  *permanent = r.permanent;
+  return r.ec;
+}
+
+ClientEvent SyncClient::next() { return impl_->next(); }
+
+void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
+                      uint32_t chunk_elements) {
+  impl_->push(std::move(push), std::move(values), dtype, chunk_elements);
+}
+
+void SyncClient::goodbye(const std::string& reason) { impl_->goodbye(reason); }
+uint64_t SyncClient::bytesSent() const { return impl_->bytes_sent_total_; }
+uint64_t SyncClient::bytesReceived() const { return impl_->bytes_received_total_; }
+
+}  // namespace tapestry::worker

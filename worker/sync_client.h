@@ -1,0 +1,65 @@
+#pragma once
+// The worker's side of the protocol: one TLS session to the coordinator,
+// driven by a background I/O thread so heartbeats and transfers continue
+// while the caller trains. The caller sees a blocking event queue (next())
+// and fire-and-forget pushes; consensus payloads are read straight into a
+// vector and verified chunk by chunk before they are handed over.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "common/net/tls.h"
+#include "proto/tapestry.pb.h"
+
+namespace tapestry::worker {
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7300;
+  std::string port_file;  // when set, the port is re-read from it on every connect
+  std::string server_name = "localhost";  // checked against the coordinator certificate's SAN
+  common::net::TlsSettings tls;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+};
+
+struct ClientEvent {
+  enum class Kind { kConsensus, kInitialRequest, kError, kClosed };
+  Kind kind = Kind::kClosed;
+  uint64_t round = 0;
+  bool final = false;
+  std::shared_ptr<std::vector<float>> consensus;  // kConsensus
+  proto::ErrorToWorker error;                     // kError
+  std::error_code closed_reason;                  // kClosed
+  std::string detail;                             // kClosed: human-readable cause
+};
+
+class SyncClient {
+ public:
+  explicit SyncClient(ClientOptions options);
+  ~SyncClient();
+  SyncClient(const SyncClient&) = delete;
+  SyncClient& operator=(const SyncClient&) = delete;
+
+  // Connects, authenticates and says Hello. On success fills `welcome`.
+  // On failure returns an error and a message; `permanent` tells whether a
+  // retry can help (refused certificate or model: no; coordinator down: yes).
+  std::error_code connect(const proto::HelloFromWorker& hello, proto::WelcomeToWorker* welcome, std::string* message,
+                          bool* permanent);
+  // Blocks until the next event. After kClosed the client must be reconnected.
+  ClientEvent next();
+  // Sends a push of `values` (kept alive until written) in `dtype`.
+  void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
+            uint32_t chunk_elements);
+  void goodbye(const std::string& reason);
+  uint64_t bytesSent() const;
+  uint64_t bytesReceived() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tapestry::worker

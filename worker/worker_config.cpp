@@ -1,0 +1,98 @@
+#include "worker/worker_config.h"
+
+#include <filesystem>
+
+#include "common/config.h"
+
+namespace tapestry::worker {
+
+using common::ConfigReader;
+
+namespace {
+
+std::chrono::milliseconds seconds(ConfigReader& r, const std::string& key, std::chrono::milliseconds fallback,
+                                  bool allow_zero = false) {
+  double s = r.optional<double>(key, fallback.count() / 1000.0);
+  if (s < 0 || (!allow_zero && s == 0)) r.fail(key, allow_zero ? "must be >= 0 seconds" : "must be > 0 seconds");
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+}  // namespace
+
+WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_dir) {
+  nlohmann::json json = common::loadJsonFile(path);
+  std::string base = base_dir.empty() ? std::filesystem::absolute(path).parent_path().string() : base_dir;
+  ConfigReader r(json, path);
+  WorkerConfig c;
+  c.name = r.required<std::string>("name");
+  {
+    ConfigReader co = r.child("coordinator");
+    c.client.host = co.optional<std::string>("host", c.client.host);
+    std::string port_file = co.optionalPath("port_file", base, "");
+    if (!port_file.empty()) {
+      // Written by a coordinator listening on port 0 (tests, local demos);
+      // read again before every connection attempt.
+      c.client.port_file = port_file;
+    } else {
+      int port = co.optional<int>("port", c.client.port);
+      if (port <= 0 || port > 65535) co.fail("port", "must be 1..65535");
+      c.client.port = static_cast<uint16_t>(port);
+    }
+    c.client.server_name = co.optional<std::string>("server_name", c.client.host == "127.0.0.1" ? "localhost" : c.client.host);
+    c.client.connect_timeout = seconds(co, "connect_timeout_s", c.client.connect_timeout);
+    c.client.idle_timeout = seconds(co, "idle_timeout_s", c.client.idle_timeout);
+    co.finish();
+  }
+  {
+    ConfigReader tls = r.child("tls");
+    c.client.tls.ca_file = tls.path("ca", base);
+    c.client.tls.cert_file = tls.path("cert", base);
+    c.client.tls.key_file = tls.path("key", base);
+    c.client.tls.crl_file = tls.optionalPath("crl", base, "");
+    tls.finish();
+  }
+  {
+    ConfigReader data = r.child("data");
+    c.shard_dir = data.path("shard", base);
+    data.finish();
+  }
+  c.state_dir = r.path("state_dir", base);
+  c.audit_dir = r.optionalPath("audit_dir", base, "");
+  {
+    ConfigReader model = r.child("model");
+    (void)model.optional<std::string>("name", "");
+    (void)model.optional<int64_t>("hidden", 0);
+    model.finish();
+    try {
+      c.model = ModelSpec::fromJson(json.at("model"));
+    } catch (const std::exception& e) {
+      r.fail("model", std::string("is invalid: ") + e.what());
+    }
+  }
+  if (r.has("train")) {
+    ConfigReader t = r.child("train");
+    c.train.lr = t.optional<double>("lr", c.train.lr);
+    if (!(c.train.lr > 0)) t.fail("lr", "must be > 0");
+    c.train.momentum = t.optional<double>("momentum", c.train.momentum);
+    if (c.train.momentum < 0 || c.train.momentum >= 1) t.fail("momentum", "must be in [0, 1)");
+    c.train.weight_decay = t.optional<double>("weight_decay", c.train.weight_decay);
+    if (c.train.weight_decay < 0) t.fail("weight_decay", "must be >= 0");
+    c.train.batch_size = t.optional<int64_t>("batch_size", c.train.batch_size);
+    if (c.train.batch_size < 1) t.fail("batch_size", "must be >= 1");
+    c.train.data_seed = t.optional<uint64_t>("data_seed", c.train.data_seed);
+    c.train.threads = t.optional<int>("threads", c.train.threads);
+    if (c.train.threads < 0) t.fail("threads", "must be >= 0 (0: LibTorch's default)");
+    t.finish();
+  }
+  if (r.has("reconnect")) {
+    ConfigReader rc = r.child("reconnect");
+    c.backoff_initial = seconds(rc, "initial_s", c.backoff_initial);
+    c.backoff_max = seconds(rc, "max_s", c.backoff_max);
+    c.give_up_after = seconds(rc, "give_up_s", c.give_up_after, true);
+    rc.finish();
+  }
+  r.finish();
+  return c;
+}
+
+}  // namespace tapestry::worker

@@ -1,0 +1,227 @@
+#include "worker/worker_daemon.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <limits>
+#include <thread>
+
+#include "common/checkpoint.h"
+#include "common/log.h"
+#include "worker/ml/dataset.h"
+#include "worker/sync_client.h"
+#include "worker/worker_state.h"
+
+namespace tapestry::worker {
+
+namespace {
+
+constexpr uint32_t kProtocolVersion = 1;
+
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+class WorkerDaemon::Impl {
+ public:
+  explicit Impl(WorkerConfig config) : config_(std::move(config)), shard_(loadShard(config_.shard_dir)) {
+    fingerprint_ = modelFingerprint(config_.model);
+    parameter_count_ = modelParameterCount(config_.model);
+    saved_ = loadWorkerState(config_.state_dir);
+    if (saved_ && saved_->fingerprint != fingerprint_)
+      throw std::runtime_error("state in " + config_.state_dir + " is for model fingerprint " + saved_->fingerprint +
+                               " but the config's model has " + fingerprint_ +
+                               "; use a fresh state_dir or the original model");
+    LOG_INFO("shard " << config_.shard_dir << ": " << shard_.train.size() << " training and " << shard_.val.size()
+                      << " validation samples; model " << config_.model.toJson().dump() << ", " << parameter_count_
+                      << " parameters" << (saved_ ? "; resuming from saved state" : ""));
+  }
+
+  int run() {
+    SyncClient client(config_.client);
+    auto backoff = config_.backoff_initial;
+    auto failing_since = std::chrono::steady_clock::now();
+    for (;;) {
+      proto::HelloFromWorker hello;
+      hello.set_protocol_version(kProtocolVersion);
+      hello.set_model_fingerprint(fingerprint_);
+      hello.set_model_spec(config_.model.toJson().dump());
+      hello.set_parameter_count(parameter_count_);
+      hello.set_sample_count(shard_.train.size());
+      hello.set_last_round_seen(state_.trained_round);
+      proto::WelcomeToWorker welcome;
+      std::string message;
+      bool permanent = false;
+      if (auto ec = client.connect(hello, &welcome, &message, &permanent)) {
+        if (permanent) {
+          LOG_ERROR("refused by the coordinator: " << message);
+          return kExitRefused;
+        }
+        if (config_.give_up_after.count() > 0 && std::chrono::steady_clock::now() - failing_since > config_.give_up_after) {
+          LOG_ERROR("giving up after " << config_.give_up_after.count() / 1000.0 << " s: " << message);
+          return kExitError;
+        }
+        LOG_WARN(message << "; retrying in " << backoff.count() / 1000.0 << " s");
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, config_.backoff_max);
+        continue;
+      }
+      backoff = config_.backoff_initial;
+      if (int code = session(client, welcome); code >= 0) return code;
+      failing_since = std::chrono::steady_clock::now();
+    }
+  }
+
+ private:
+  // Returns an exit code, or -1 to reconnect.
+  int session(SyncClient& client, const proto::WelcomeToWorker& welcome) {
+    if (!prepare(welcome)) return kExitError;
+    LOG_INFO("joined federation '" << welcome.federation_id() << "' as " << welcome.identity() << " at round "
+                                   << welcome.round() << " (" << proto::Algorithm_Name(welcome.algorithm())
+                                   << ", rho " << welcome.rho() << ", " << welcome.local_steps() << " local steps)");
+    pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
+    if (welcome.send_initial()) pushInitial(client);
+    for (;;) {
+      ClientEvent e = client.next();
+      switch (e.kind) {
+        case ClientEvent::Kind::kInitialRequest: pushInitial(client); break;
+        case ClientEvent::Kind::kError:
+          LOG_WARN("coordinator: " << e.error.message());
+          break;
+        case ClientEvent::Kind::kClosed:
+          if (finished_) return kExitFinished;
+          LOG_WARN("connection to the coordinator lost (" << e.detail << "); reconnecting");
+          return -1;
+        case ClientEvent::Kind::kConsensus:
+          if (e.final) {
+            finish(client, e);
+            return kExitFinished;
+          }
+          onConsensus(client, welcome, e);
+          break;
+      }
+    }
+  }
+
+  bool prepare(const proto::WelcomeToWorker& welcome) {
+    if (!trainer_) {
+      trainer_ = std::make_unique<Trainer>(config_.model, welcome.init_seed(), shard_.train, config_.train);
+      if (saved_) {
+        if (!saved_->federation_id.empty() && saved_->federation_id != welcome.federation_id()) {
+          LOG_ERROR("state in " << config_.state_dir << " belongs to federation '" << saved_->federation_id
+                                << "' but the coordinator runs '" << welcome.federation_id()
+                                << "'; use a fresh state_dir for a new federation");
+          return false;
+        }
+        trainer_->restore(saved_->trainer);
+        state_ = *saved_;
+      }
+      state_.fingerprint = fingerprint_;
+    }
+    state_.federation_id = welcome.federation_id();
+    chunk_elements_ = welcome.chunk_elements();
+    return true;
+  }
+
+  void pushInitial(SyncClient& client) {
+    auto values = currentParameters();
+    proto::PushFromWorker push;
+    push.set_round(0);
+    push.set_initial(true);
+    push.set_sample_count(shard_.train.size());
+    push.set_metric(std::numeric_limits<double>::quiet_NaN());
+    audit(*values, "initial");
+    client.push(std::move(push), values, proto::DTYPE_FP32, chunk_elements_);
+    LOG_INFO("sent the initial parameters; they become consensus z_0");
+  }
+
+  std::shared_ptr<const std::vector<float>> currentParameters() {
+    auto values = std::make_shared<std::vector<float>>(parameter_count_);
+    trainer_->parameters(values->data());
+    return values;
+  }
+
+  void onConsensus(SyncClient& client, const proto::WelcomeToWorker& welcome, const ClientEvent& e) {
+    auto round = static_cast<int64_t>(e.round);
+    if (state_.trained_round == round) {
+      if (pushed_round_ != round) push(client, round, std::numeric_limits<double>::quiet_NaN(), 0);
+      return;
+    }
+    auto start = std::chrono::steady_clock::now();
+    const float* z = e.consensus->data();
+    double metric = shard_.val.size() ? trainer_->evaluateParameters(z, shard_.val) : std::nan("");
+    bool reset = welcome.algorithm() == proto::ALGORITHM_FEDAVG || welcome.algorithm() == proto::ALGORITHM_FEDPROX;
+    if (reset) trainer_->setParameters(z);
+    double rho = welcome.algorithm() == proto::ALGORITHM_FEDAVG ? 0.0 : welcome.rho();
+    double loss = trainer_->train(welcome.local_steps(), rho > 0 ? z : nullptr, rho);
+    state_.trainer = trainer_->state();
+    state_.trained_round = round;
+    saveWorkerState(state_, config_.state_dir);
+    push(client, round, metric, shard_.val.size());
+    LOG_INFO("round " << round + 1 << ": " << welcome.local_steps() << " local steps in " << std::fixed
+                      << std::setprecision(2) << secondsSince(start) << " s, loss " << std::setprecision(4) << loss
+                      << ", consensus val accuracy " << std::setprecision(2) << 100.0 * metric << "%");
+  }
+
+  void push(SyncClient& client, int64_t round, double metric, uint64_t metric_samples) {
+    auto values = currentParameters();
+    proto::PushFromWorker p;
+    p.set_round(static_cast<uint64_t>(round));
+    p.set_sample_count(shard_.train.size());
+    p.set_metric(metric);
+    p.set_metric_samples(metric_samples);
+    audit(*values, "round-" + std::to_string(round));
+    client.push(std::move(p), values, proto::DTYPE_FP32, chunk_elements_);
+    pushed_round_ = round;
+  }
+
+  void audit(const std::vector<float>& values, const std::string& tag) {
+    if (config_.audit_dir.empty()) return;
+    std::filesystem::create_directories(config_.audit_dir);
+    common::CheckpointWriter writer;
+    writer.setMetadata(nlohmann::json({{"kind", "tapestry-push"}, {"tag", tag}, {"sample_count", shard_.train.size()}})
+                           .dump());
+    writer.addSection("vector", values.data(), values.size() * sizeof(float));
+    writer.commit(config_.audit_dir + "/push-" + tag + ".ckpt");
+  }
+
+  void finish(SyncClient& client, const ClientEvent& e) {
+    finished_ = true;
+    common::CheckpointWriter writer;
+    writer.setMetadata(nlohmann::json({{"kind", "tapestry-consensus"},
+                                       {"federation_id", state_.federation_id},
+                                       {"round", e.round},
+                                       {"model_spec", config_.model.toJson().dump()}})
+                           .dump());
+    writer.addSection("consensus", e.consensus->data(), e.consensus->size() * sizeof(float));
+    std::string path = config_.state_dir + "/consensus.ckpt";
+    writer.commit(path);
+    double accuracy = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
+    LOG_INFO("federation finished at round " << e.round << "; final consensus saved to " << path
+                                             << " (val accuracy " << std::fixed << std::setprecision(2)
+                                             << 100.0 * accuracy << "%)");
+    client.goodbye("finished");
+  }
+
+  WorkerConfig config_;
+  Shard shard_;
+  std::string fingerprint_;
+  size_t parameter_count_ = 0;
+  std::optional<WorkerState> saved_;
+  WorkerState state_;
+  std::unique_ptr<Trainer> trainer_;
+  uint32_t chunk_elements_ = 1u << 20;
+  int64_t pushed_round_ = -1;
+  bool finished_ = false;
+};
+
+WorkerDaemon::WorkerDaemon(WorkerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+WorkerDaemon::~WorkerDaemon() = default;
+int WorkerDaemon::run() { return impl_->run(); }
+
+}  // namespace tapestry::worker

@@ -1,0 +1,51 @@
+#include "worker/worker_state.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "common/checkpoint.h"
+
+namespace tapestry::worker {
+
+namespace {
+std::string statePath(const std::string& dir) { return (std::filesystem::path(dir) / "worker.ckpt").string(); }
+}  // namespace
+
+void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
+  std::filesystem::create_directories(state_dir);
+  nlohmann::json meta = {{"kind", "tapestry-worker"},
+                         {"federation_id", s.federation_id},
+                         {"fingerprint", s.fingerprint},
+                         {"trained_round", s.trained_round},
+                         {"epoch", s.trainer.epoch},
+                         {"position", s.trainer.position}};
+  common::CheckpointWriter writer;
+  writer.setMetadata(meta.dump());
+  writer.addSection("parameters", s.trainer.parameters.data(), s.trainer.parameters.size() * sizeof(float));
+  writer.addSection("momentum", s.trainer.momentum.data(), s.trainer.momentum.size() * sizeof(float));
+  writer.commit(statePath(state_dir));
+}
+
+std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
+  common::removeStaleTemps(statePath(state_dir));
+  auto ckpt = common::readCheckpoint(statePath(state_dir));
+  if (!ckpt) return std::nullopt;
+  WorkerState s;
+  try {
+    auto meta = nlohmann::json::parse(ckpt->metadata);
+    if (meta.value("kind", "") != "tapestry-worker") throw std::runtime_error("not a worker checkpoint");
+    s.federation_id = meta.at("federation_id").get<std::string>();
+    s.fingerprint = meta.at("fingerprint").get<std::string>();
+    s.trained_round = meta.at("trained_round").get<int64_t>();
+    s.trainer.epoch = meta.at("epoch").get<uint64_t>();
+    s.trainer.position = meta.at("position").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("worker state '" + statePath(state_dir) + "' has unreadable metadata: " + e.what());
+  }
+  s.trainer.parameters = ckpt->sectionAs<float>("parameters");
+  s.trainer.momentum = ckpt->sectionAs<float>("momentum");
+  return s;
+}
+
+}  // namespace tapestry::worker

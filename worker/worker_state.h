@@ -1,0 +1,25 @@
+#pragma once
+// The worker's durable state: parameters, optimizer state, data position and
+// which round's training they reflect. Written atomically after every round's
+// local training, before the push, so a restarted worker resends exactly the
+// vector it computed (or trains again from a consistent point).
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "worker/ml/trainer.h"
+
+namespace tapestry::worker {
+
+struct WorkerState {
+  std::string federation_id;
+  std::string fingerprint;
+  int64_t trained_round = -1;  // parameters are the result of training on z_trained_round
+  TrainerState trainer;
+};
+
+void saveWorkerState(const WorkerState& state, const std::string& state_dir);
+// nullopt if none; throws std::runtime_error if damaged.
+std::optional<WorkerState> loadWorkerState(const std::string& state_dir);
+
+}  // namespace tapestry::worker
