@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
+#include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
@@ -51,6 +52,27 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
       state_.momentum.assign(consensus_->size(), 0.0f);
     aggregator_->reset(consensus_->size());
   }
+  rewriteRoundLog();
+}
+
+void Federation::rewriteRoundLog() const {
+  // rounds.jsonl is a convenience copy for progress displays; the checkpoint's
+  // log is the record. Rebuild the copy so it never disagrees after a crash.
+  std::filesystem::create_directories(config_.state_dir);
+  std::string path = config_.state_dir + "/rounds.jsonl";
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    for (const RoundRecord& r : state_.log) out << roundJson(r) << "\n";
+  }
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+std::string Federation::roundJson(const RoundRecord& r) const {
+  std::ostringstream line;
+  line << "{\"round\":" << r.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
+       << ",\"contributors\":" << r.contributors << ",\"bytes_received\":" << r.bytes_received
+       << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << "}";
+  return line.str();
 }
 
 Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker& hello,
@@ -253,10 +275,7 @@ void Federation::closeRound(Clock::time_point now) {
                     << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
                     << " received, " << std::fixed << std::setprecision(2) << record.seconds << " s"
                     << metric.str());
-  std::ofstream log(config_.state_dir + "/rounds.jsonl", std::ios::app);
-  log << "{\"round\":" << record.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
-      << ",\"contributors\":" << record.contributors << ",\"bytes_received\":" << record.bytes_received
-      << ",\"seconds\":" << record.seconds << ",\"metric\":" << record.metric << "}\n";
+  std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << roundJson(record) << "\n";
 }
 
 void Federation::persist() {

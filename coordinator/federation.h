@@ -72,6 +72,8 @@ class Federation {
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
   void persist();
+  void rewriteRoundLog() const;
+  std::string roundJson(const RoundRecord& r) const;
 
   CoordinatorConfig config_;
   FederationState state_;

@@ -135,7 +135,7 @@ class WorkerDaemon::Impl {
     push.set_initial(true);
     push.set_sample_count(shard_.train.size());
     push.set_metric(std::numeric_limits<double>::quiet_NaN());
-    audit(*values, "initial");
+    audit(*values, "push-initial");
     client.push(std::move(push), values, proto::DTYPE_FP32, chunk_elements_);
     LOG_INFO("sent the initial parameters; they become consensus z_0");
   }
@@ -148,6 +148,7 @@ class WorkerDaemon::Impl {
 
   void onConsensus(SyncClient& client, const proto::WelcomeToWorker& welcome, const ClientEvent& e) {
     auto round = static_cast<int64_t>(e.round);
+    audit(*e.consensus, "received-round-" + std::to_string(round));
     if (state_.trained_round == round) {
       if (pushed_round_ != round) push(client, round, std::numeric_limits<double>::quiet_NaN(), 0);
       return;
@@ -175,7 +176,7 @@ class WorkerDaemon::Impl {
     p.set_sample_count(shard_.train.size());
     p.set_metric(metric);
     p.set_metric_samples(metric_samples);
-    audit(*values, "round-" + std::to_string(round));
+    audit(*values, "push-round-" + std::to_string(round));
     client.push(std::move(p), values, proto::DTYPE_FP32, chunk_elements_);
     pushed_round_ = round;
   }
@@ -187,7 +188,7 @@ class WorkerDaemon::Impl {
     writer.setMetadata(nlohmann::json({{"kind", "tapestry-push"}, {"tag", tag}, {"sample_count", shard_.train.size()}})
                            .dump());
     writer.addSection("vector", values.data(), values.size() * sizeof(float));
-    writer.commit(config_.audit_dir + "/push-" + tag + ".ckpt");
+    writer.commit(config_.audit_dir + "/" + tag + ".ckpt");
   }
 
   void finish(SyncClient& client, const ClientEvent& e) {
