@@ -232,6 +232,7 @@ bool Federation::advance(Clock::time_point now) {
     consensus_ = std::make_shared<const std::vector<float>>(std::move(initial_));
     initial_ = {};
     initial_ready_ = false;
+    round_bytes_ = 0;  // the z_0 upload is not part of round 0's traffic
     if (config_.server_optimizer.kind != ServerOptimizerKind::kPlain) state_.momentum.assign(consensus_->size(), 0.0f);
     aggregator_->reset(consensus_->size());
     logic_.consensusInitialised(now);

@@ -78,7 +78,7 @@ void Server::Impl::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
     if (ec) {
       if (ec != asio::error::operation_aborted) LOG_WARN("accept failed: " << ec.message());
-    } else if (handshaking_ + sessions_.size() >= config_.max_sessions) {
+    } else if (handshaking_ + unadmitted_.size() + sessions_.size() >= config_.max_sessions) {
       LOG_WARN("refusing a connection: " << config_.max_sessions << " sessions already (limits.max_sessions)");
     } else {
       socket.set_option(asio::ip::tcp::no_delay(true));
@@ -170,20 +170,21 @@ bool Server::Impl::advance() {
       for (auto& [id, session] : sessions_) session->finish();
     }
   }
-  armDeadline();
+  if (any) armDeadline();  // a new round opened: its deadline starts now
   return any;
 }
 
 void Server::Impl::armDeadline() {
-  auto deadline = federation_->nextDeadline();
   deadline_timer_.cancel();
+  auto deadline = federation_->nextDeadline();
   if (!deadline) return;
   deadline_timer_.expires_at(*deadline + std::chrono::milliseconds(1));
   deadline_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
+    // Past the deadline every later push re-checks the quorum via advance().
     if (!advance())
-      LOG_INFO("round " << federation_->round() + 1 << " deadline passed; waiting for a quorum of "
-                        << config_.rounds.quorum << " contributors");
+      LOG_INFO("round " << federation_->round() + 1 << " deadline passed; it closes as soon as "
+                        << config_.rounds.quorum << " workers have contributed");
   });
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "common/config.h"
@@ -152,10 +153,12 @@ int runDemo(const std::string& configs, const fs::path& work) {
   std::cout << "-- certificates (consortium CA, coordinator, workers) in " << (work / "pki").string() << "\n";
   ensureCertificates(work / "pki", plan.workers);
 
-  std::cout << "-- partitioning Fashion-MNIST: " << plan.scheme << (plan.scheme == "dirichlet" ? " alpha " + std::to_string(plan.alpha) : "")
-            << ", seed " << plan.seed << "\n";
+  std::ostringstream alpha;
+  alpha << plan.alpha;
+  std::cout << "-- partitioning Fashion-MNIST: " << plan.scheme
+            << (plan.scheme == "dirichlet" ? " alpha " + alpha.str() : "") << ", seed " << plan.seed << "\n";
   std::vector<std::string> part = {"--data",   plan.data_dir,          "--out",    (work / "shards").string(),
-                                   "--scheme", plan.scheme,            "--alpha",  std::to_string(plan.alpha),
+                                   "--scheme", plan.scheme,            "--alpha",  alpha.str(),
                                    "--workers", std::to_string(plan.workers), "--seed", std::to_string(plan.seed),
                                    "--val-fraction", std::to_string(plan.val_fraction)};
   if (plan.limit) part.insert(part.end(), {"--limit", std::to_string(plan.limit)});

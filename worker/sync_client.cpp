@@ -148,13 +148,17 @@ class SyncClient::Impl : public common::net::FrameHandler {
             stream->set_verify_callback(asio::ssl::host_name_verification(options_.server_name));
             stream->async_handshake(asio::ssl::stream_base::client, [this, stream, timer](const boost::system::error_code& ec) {
               if (connect_done_) return;
+              // Only a TLS-level refusal (certificate, protocol) is permanent;
+              // a reset or EOF mid-handshake is a coordinator going away.
+              bool refused = ec.category() == asio::error::get_ssl_category() &&
+                             ec != asio::ssl::error::stream_truncated;
               if (ec)
                 return finishConnect(failure(ec,
                                       "TLS handshake with " + endpointName() +
                                           " failed: " + common::net::handshakeFailureReason(*stream, ec) +
                                           "; check that tls.ca is the consortium CA and coordinator.server_name matches "
                                           "the coordinator certificate",
-                                      true));
+                                      refused));
               timer->cancel();
               startSession(std::move(*stream));
             });

@@ -29,6 +29,8 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
     ConfigReader co = r.child("coordinator");
     c.client.host = co.optional<std::string>("host", c.client.host);
     std::string port_file = co.optionalPath("port_file", base, "");
+    if (!port_file.empty() && co.has("port"))
+      co.fail("port", "cannot be combined with coordinator.port_file; keep one of them");
     if (!port_file.empty()) {
       // Written by a coordinator listening on port 0 (tests, local demos);
       // read again before every connection attempt.

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -20,6 +21,13 @@ namespace tapestry::worker {
 namespace {
 
 constexpr uint32_t kProtocolVersion = 1;
+
+std::string algorithmName(proto::Algorithm a) {
+  std::string name = proto::Algorithm_Name(a);
+  name = name.substr(name.find('_') + 1);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
 
 double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -82,7 +90,7 @@ class WorkerDaemon::Impl {
   int session(SyncClient& client, const proto::WelcomeToWorker& welcome) {
     if (!prepare(welcome)) return kExitError;
     LOG_INFO("joined federation '" << welcome.federation_id() << "' as " << welcome.identity() << " at round "
-                                   << welcome.round() << " (" << proto::Algorithm_Name(welcome.algorithm())
+                                   << welcome.round() << " (" << algorithmName(welcome.algorithm())
                                    << ", rho " << welcome.rho() << ", " << welcome.local_steps() << " local steps)");
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);

@@ -34,17 +34,18 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
   WorkerState s;
   try {
     auto meta = nlohmann::json::parse(ckpt->metadata);
-    if (meta.value("kind", "") != "tapestry-worker") throw std::runtime_error("not a worker checkpoint");
+    if (meta.value("kind", "") != "tapestry-worker") throw std::runtime_error("it is not a worker checkpoint");
     s.federation_id = meta.at("federation_id").get<std::string>();
     s.fingerprint = meta.at("fingerprint").get<std::string>();
     s.trained_round = meta.at("trained_round").get<int64_t>();
     s.trainer.epoch = meta.at("epoch").get<uint64_t>();
     s.trainer.position = meta.at("position").get<uint64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("worker state '" + statePath(state_dir) + "' has unreadable metadata: " + e.what());
+    s.trainer.parameters = ckpt->sectionAs<float>("parameters");
+    s.trainer.momentum = ckpt->sectionAs<float>("momentum");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("worker state '" + statePath(state_dir) + "' is unreadable: " + e.what() +
+                             "; restore it from a backup or remove it to start this worker afresh");
   }
-  s.trainer.parameters = ckpt->sectionAs<float>("parameters");
-  s.trainer.momentum = ckpt->sectionAs<float>("momentum");
   return s;
 }
 

@@ -1,5 +1,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
 
 #include <array>
 
@@ -83,6 +84,9 @@ void Connection::readBody() {
 }
 
 void Connection::sendControl(std::string body) {
+  // Our own messages are small by construction; one that is not would be
+  // refused by the peer, so fail here where the cause is visible.
+  if (body.size() > kMaxControlBytes) return close(makeError(Errc::kFrameTooLarge));
   OutFrame frame;
   encodeFrameHeader({FrameType::kControl, static_cast<uint32_t>(body.size())}, frame.header);
   frame.owned = std::move(body);
@@ -147,6 +151,11 @@ void Connection::fail(const boost::system::error_code& ec, std::error_code mappe
 void Connection::close(std::error_code reason) {
   if (closed_) return;
   closed_ = true;
+  // A socket completion queued before this close would still let Asio call
+  // SSL_read into the handler's chunk buffer (which onClosed may free) or
+  // SSL_write from a keepalive freed by out_.clear(). A TLS session marked
+  // shut down refuses both without touching those bytes.
+  SSL_set_shutdown(stream_.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   idle_timer_.cancel();
   heartbeat_timer_.cancel();
   boost::system::error_code ignored;

@@ -129,11 +129,10 @@ TEST(Trainer, MlpLearnsSeparableData) {
 }
 
 TEST(Trainer, CnnLearnsSeparableData) {
-  TrainSettings settings;
-  settings.lr = 0.05;
+  TrainSettings settings;  // NIID-Bench's lr 0.01, momentum 0.9
   settings.batch_size = 32;
   Trainer trainer(ModelSpec{}, 1, bandDataset(600, 3), settings);
-  for (int i = 0; i < 15; ++i) std::cerr << trainer.train(10, nullptr, 0.0) << " " << trainer.evaluate(bandDataset(300, 4)) << "\n";
+  trainer.train(100, nullptr, 0.0);
   EXPECT_GT(trainer.evaluate(bandDataset(300, 4)), 0.8);
 }
 

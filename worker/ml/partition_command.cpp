@@ -158,9 +158,9 @@ int runPartitionCommand(const std::vector<std::string>& args, std::ostream& out,
     }
     out << "partitioned " << data.size() << " samples from " << data_dir << " over " << options.workers
         << " workers ("
-        << (options.scheme == PartitionScheme::kIid ? std::string("iid")
-                                                    : "dirichlet alpha=" + std::to_string(options.alpha))
-        << ", seed " << options.seed << ", val-fraction " << options.val_fraction << ") into " << out_dir
+        << (options.scheme == PartitionScheme::kIid ? "iid" : "dirichlet alpha=");
+    if (options.scheme == PartitionScheme::kDirichlet) out << options.alpha;
+    out << ", seed " << options.seed << ", val-fraction " << options.val_fraction << ") into " << out_dir
         << "/worker-<k>\n";
     printHistograms(data, parts, classes, out);
     return 0;

@@ -1,0 +1,188 @@
+#include "coordinator/coordinator_config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+
+namespace tapestry::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class CoordinatorConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "tapestry_coordcfg_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static json minimal() {
+    return json::parse(R"({
+      "listen": {},
+      "tls": {"ca": "pki/ca.crt", "cert": "pki/coordinator.crt", "key": "pki/coordinator.key"},
+      "state_dir": "state",
+      "algorithm": {"name": "fedprox"},
+      "rounds": {}
+    })");
+  }
+
+  std::string write(const json& j) const {
+    std::string path = dir_ + "/coordinator.json";
+    std::ofstream(path) << j.dump(2);
+    return path;
+  }
+
+  // The ConfigError message for `j`, failing the test if it parses.
+  std::string errorFor(const json& j) const {
+    try {
+      loadCoordinatorConfig(write(j));
+    } catch (const common::ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "accepted: " << j.dump();
+    return "";
+  }
+
+  void expectFieldError(const json& j, const std::string& field) const {
+    std::string message = errorFor(j);
+    EXPECT_NE(message.find("\"" + field + "\""), std::string::npos) << "message does not name " << field << ": "
+                                                                    << message;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CoordinatorConfigTest, MinimalFileGetsDefaults) {
+  CoordinatorConfig c = loadCoordinatorConfig(write(minimal()));
+  EXPECT_EQ(c.federation_id, "tapestry");
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 7300);
+  EXPECT_EQ(c.port_file, "");
+  EXPECT_EQ(c.tls.ca_file, (fs::path(dir_) / "pki/ca.crt").string()) << "relative to the config file";
+  EXPECT_EQ(c.tls.key_file, (fs::path(dir_) / "pki/coordinator.key").string());
+  EXPECT_EQ(c.tls.crl_file, "");
+  EXPECT_EQ(c.state_dir, (fs::path(dir_) / "state").string());
+  EXPECT_EQ(c.algorithm, Algorithm::kFedProx);
+  EXPECT_DOUBLE_EQ(c.rho, 0.01);
+  EXPECT_EQ(c.local_steps, 50u);
+  EXPECT_EQ(c.rounds.max_rounds, 0u);
+  EXPECT_EQ(c.rounds.min_workers, 1u);
+  EXPECT_EQ(c.rounds.quorum, 1u);
+  EXPECT_EQ(c.rounds.deadline, std::chrono::minutes(10));
+  EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kPlain);
+  EXPECT_EQ(c.device, AggregatorDevice::kAuto);
+  EXPECT_EQ(c.chunk_elements, 1u << 20);
+  EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(5));
+  EXPECT_EQ(c.idle_timeout, std::chrono::seconds(60));
+}
+
+TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
+  json j = minimal();
+  j["federation_id"] = "hospitals";
+  j["listen"] = {{"host", "0.0.0.0"}, {"port", 0}, {"port_file", "run/port"}};
+  j["algorithm"] = {{"name", "fedavg"}, {"local_steps", 7}, {"init_seed", 99}};
+  j["rounds"] = {{"max", 20}, {"min_workers", 4}, {"deadline_s", 2.5}};
+  j["server_optimizer"] = {{"name", "nesterov"}};
+  j["aggregation"] = {{"device", "cpu"}, {"cpu_threads", 3}};
+  j["limits"] = {{"idle_timeout_s", 10}, {"heartbeat_s", 5}, {"chunk_elements", 4096}};
+  CoordinatorConfig c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.federation_id, "hospitals");
+  EXPECT_EQ(c.listen_port, 0);
+  EXPECT_EQ(c.port_file, (fs::path(dir_) / "run/port").string());
+  EXPECT_EQ(c.algorithm, Algorithm::kFedAvg);
+  EXPECT_EQ(c.rho, 0.0) << "fedavg has no proximal term";
+  EXPECT_EQ(c.local_steps, 7u);
+  EXPECT_EQ(c.init_seed, 99u);
+  EXPECT_EQ(c.rounds.max_rounds, 20u);
+  EXPECT_EQ(c.rounds.min_workers, 4u);
+  EXPECT_EQ(c.rounds.quorum, 4u) << "quorum defaults to min_workers";
+  EXPECT_EQ(c.rounds.deadline, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kNesterov);
+  EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.7f);
+  EXPECT_FLOAT_EQ(c.server_optimizer.momentum, 0.9f);
+  EXPECT_EQ(c.device, AggregatorDevice::kCpu);
+  EXPECT_EQ(c.cpu_threads, 3u);
+  EXPECT_EQ(c.chunk_elements, 4096u);
+}
+
+TEST_F(CoordinatorConfigTest, ShippedConfigParses) {
+  CoordinatorConfig c = loadCoordinatorConfig(TAPESTRY_SOURCE_DIR "/configs/coordinator.json");
+  EXPECT_FALSE(c.state_dir.empty());
+}
+
+TEST_F(CoordinatorConfigTest, UnknownKeysAreNamed) {
+  json j = minimal();
+  j["federaton_id"] = "typo";
+  expectFieldError(j, "federaton_id");
+  j = minimal();
+  j["rounds"]["deadline"] = 30;
+  expectFieldError(j, "rounds.deadline");
+  j = minimal();
+  j["tls"]["certificate"] = "x";
+  expectFieldError(j, "tls.certificate");
+}
+
+TEST_F(CoordinatorConfigTest, BadValuesAreNamed) {
+  json j = minimal();
+  j["algorithm"]["name"] = "fedsgd";
+  expectFieldError(j, "algorithm.name");
+  EXPECT_NE(errorFor(j).find("fedsgd"), std::string::npos);
+
+  j = minimal();
+  j["rounds"]["quorum"] = 0;
+  expectFieldError(j, "rounds.quorum");
+
+  j = minimal();
+  j["rounds"]["min_workers"] = 0;
+  expectFieldError(j, "rounds.min_workers");
+
+  j = minimal();
+  j["limits"] = {{"idle_timeout_s", 10}, {"heartbeat_s", 6}};
+  expectFieldError(j, "limits.heartbeat_s");
+
+  for (int port : {-1, 65536, 100000}) {
+    j = minimal();
+    j["listen"]["port"] = port;
+    expectFieldError(j, "listen.port");
+  }
+  j = minimal();
+  j["listen"]["port"] = "7300";
+  expectFieldError(j, "listen.port");
+
+  j = minimal();
+  j["algorithm"] = {{"name", "fedavg"}, {"rho", 0.1}};
+  expectFieldError(j, "algorithm.rho");
+
+  j = minimal();
+  j["limits"] = {{"chunk_elements", 100}};
+  expectFieldError(j, "limits.chunk_elements");
+
+  j = minimal();
+  j["server_optimizer"] = {{"name", "nesterov"}, {"momentum", 1.0}};
+  expectFieldError(j, "server_optimizer.momentum");
+
+  j = minimal();
+  j["rounds"]["deadline_s"] = 0;
+  expectFieldError(j, "rounds.deadline_s");
+
+  j = minimal();
+  j.erase("state_dir");
+  expectFieldError(j, "state_dir");
+}
+
+TEST_F(CoordinatorConfigTest, UnreadableFilesAreConfigErrors) {
+  EXPECT_THROW(loadCoordinatorConfig(dir_ + "/missing.json"), common::ConfigError);
+  std::ofstream(dir_ + "/broken.json") << "{\"listen\": ";
+  EXPECT_THROW(loadCoordinatorConfig(dir_ + "/broken.json"), common::ConfigError);
+}
+
+}  // namespace
+}  // namespace tapestry::coordinator
