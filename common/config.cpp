@@ -51,6 +51,13 @@ std::string ConfigReader::optionalPath(const std::string& key, const std::string
   return path(key, base_dir);
 }
 
+std::chrono::milliseconds ConfigReader::seconds(const std::string& key, std::chrono::milliseconds fallback,
+                                                bool allow_zero) {
+  double s = optional<double>(key, static_cast<double>(fallback.count()) / 1000.0);
+  if (s < 0 || (!allow_zero && s == 0)) fail(key, allow_zero ? "must be >= 0 seconds" : "must be > 0 seconds");
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
 void ConfigReader::finish() const {
   for (const auto& item : object_.items()) {
     if (std::find(read_.begin(), read_.end(), item.key()) != read_.end()) continue;

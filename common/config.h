@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ class ConfigReader {
   // A path value, made absolute relative to `base_dir` when relative.
   std::string path(const std::string& key, const std::string& base_dir);
   std::string optionalPath(const std::string& key, const std::string& base_dir, std::string fallback);
+
+  // A duration given in (fractional) seconds; must be > 0, or >= 0 when
+  // allow_zero.
+  std::chrono::milliseconds seconds(const std::string& key, std::chrono::milliseconds fallback, bool allow_zero = false);
 
   // Throws ConfigError naming the first key that was never read.
   void finish() const;

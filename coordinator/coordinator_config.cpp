@@ -19,11 +19,6 @@ const char* algorithmName(Algorithm a) {
 
 namespace {
 
-std::chrono::milliseconds seconds(ConfigReader& r, const std::string& key, std::chrono::milliseconds fallback) {
-  double s = r.optional<double>(key, fallback.count() / 1000.0);
-  if (!(s > 0)) r.fail(key, "must be a positive number of seconds");
-  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-}
 
 void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
   std::string name = r.required<std::string>("name");
@@ -46,7 +41,7 @@ void readRounds(ConfigReader r, CoordinatorConfig& c) {
   if (c.rounds.min_workers == 0) r.fail("min_workers", "must be >= 1");
   c.rounds.quorum = r.optional<size_t>("quorum", c.rounds.min_workers);
   if (c.rounds.quorum == 0) r.fail("quorum", "must be >= 1");
-  c.rounds.deadline = seconds(r, "deadline_s", c.rounds.deadline);
+  c.rounds.deadline = r.seconds("deadline_s", c.rounds.deadline);
   r.finish();
 }
 
@@ -80,9 +75,9 @@ void readAggregation(ConfigReader r, CoordinatorConfig& c) {
 }
 
 void readLimits(ConfigReader r, CoordinatorConfig& c) {
-  c.handshake_timeout = seconds(r, "handshake_timeout_s", c.handshake_timeout);
-  c.idle_timeout = seconds(r, "idle_timeout_s", c.idle_timeout);
-  c.heartbeat_interval = seconds(r, "heartbeat_s", c.heartbeat_interval);
+  c.handshake_timeout = r.seconds("handshake_timeout_s", c.handshake_timeout);
+  c.idle_timeout = r.seconds("idle_timeout_s", c.idle_timeout);
+  c.heartbeat_interval = r.seconds("heartbeat_s", c.heartbeat_interval);
   if (c.heartbeat_interval * 2 > c.idle_timeout) r.fail("heartbeat_s", "must be at most half of idle_timeout_s");
   c.chunk_elements = r.optional<uint32_t>("chunk_elements", c.chunk_elements);
   if (c.chunk_elements < 1024 || c.chunk_elements > (1u << 24))

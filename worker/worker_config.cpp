@@ -8,17 +8,6 @@ namespace tapestry::worker {
 
 using common::ConfigReader;
 
-namespace {
-
-std::chrono::milliseconds seconds(ConfigReader& r, const std::string& key, std::chrono::milliseconds fallback,
-                                  bool allow_zero = false) {
-  double s = r.optional<double>(key, fallback.count() / 1000.0);
-  if (s < 0 || (!allow_zero && s == 0)) r.fail(key, allow_zero ? "must be >= 0 seconds" : "must be > 0 seconds");
-  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-}
-
-}  // namespace
-
 WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_dir) {
   nlohmann::json json = common::loadJsonFile(path);
   std::string base = base_dir.empty() ? std::filesystem::absolute(path).parent_path().string() : base_dir;
@@ -41,8 +30,8 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
       c.client.port = static_cast<uint16_t>(port);
     }
     c.client.server_name = co.optional<std::string>("server_name", c.client.host == "127.0.0.1" ? "localhost" : c.client.host);
-    c.client.connect_timeout = seconds(co, "connect_timeout_s", c.client.connect_timeout);
-    c.client.idle_timeout = seconds(co, "idle_timeout_s", c.client.idle_timeout);
+    c.client.connect_timeout = co.seconds("connect_timeout_s", c.client.connect_timeout);
+    c.client.idle_timeout = co.seconds("idle_timeout_s", c.client.idle_timeout);
     co.finish();
   }
   {
@@ -88,9 +77,9 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
   }
   if (r.has("reconnect")) {
     ConfigReader rc = r.child("reconnect");
-    c.backoff_initial = seconds(rc, "initial_s", c.backoff_initial);
-    c.backoff_max = seconds(rc, "max_s", c.backoff_max);
-    c.give_up_after = seconds(rc, "give_up_s", c.give_up_after, true);
+    c.backoff_initial = rc.seconds("initial_s", c.backoff_initial);
+    c.backoff_max = rc.seconds("max_s", c.backoff_max);
+    c.give_up_after = rc.seconds("give_up_s", c.give_up_after, true);
     rc.finish();
   }
   r.finish();

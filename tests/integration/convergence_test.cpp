@@ -2,6 +2,7 @@
 // Dirichlet label skew, the consensus must beat the workers trained alone.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,18 @@ TEST(Convergence, ConsensusBeatsLocalOnlyOnDirichletSkewedFashionMnist) {
   EXPECT_GT(consensus, 0.6) << log;
   EXPECT_EQ(results.at("rounds").get<uint64_t>(), 8u);
   std::cout << "consensus " << consensus << " vs mean local-only " << local << "\n";
+
+  // `tapestry eval` reads the coordinator's checkpoint on its own and agrees.
+  auto eval = tools::ChildProcess::spawn({binary("tapestry"), "eval", "--checkpoint",
+                                          (work / "state/coordinator/coordinator.ckpt").string(), "--limit", "2000"},
+                                         (dir / "eval.log").string());
+  auto eval_rc = eval.wait(std::chrono::seconds(120));
+  std::ifstream eval_in(dir / "eval.log");
+  std::string eval_log((std::istreambuf_iterator<char>(eval_in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(eval_rc.has_value() && *eval_rc == 0) << eval_log;
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "test accuracy %.2f%% on 2000", 100 * consensus);
+  EXPECT_NE(eval_log.find(expected), std::string::npos) << eval_log;
   if (!::testing::Test::HasFailure()) fs::remove_all(dir);
 }
 
