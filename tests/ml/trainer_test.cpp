@@ -1,5 +1,7 @@
 // The trainer, its flat parameter buffer and the consensus penalty.
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -178,6 +180,27 @@ TEST(Trainer, SeedsDecideEverything) {
   EXPECT_TRUE(bitIdentical(a, run(1, 1)));
   EXPECT_FALSE(bitIdentical(a, run(2, 1)));
   EXPECT_FALSE(bitIdentical(a, run(1, 2)));
+}
+
+TEST(Trainer, ConcurrentConstructionStillDependsOnlyOnTheSeed) {
+  // Trainers built on several threads at once (the demo's local baselines)
+  // must not share LibTorch's global generator mid-initialisation.
+  const ImageDataset data = bandDataset(64, 12);
+  auto paramsOf = [](const Trainer& t) {
+    std::vector<float> p(t.parameterCount());
+    t.parameters(p.data());
+    return p;
+  };
+  const std::vector<float> alone = paramsOf(Trainer(ModelSpec{}, 21, data, {}));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::vector<std::vector<float>> built(4);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < built.size(); ++i)
+      threads.emplace_back([&, i] { built[i] = paramsOf(Trainer(ModelSpec{}, i % 2 ? 99 : 21, data, {})); });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(built[0], alone);
+    EXPECT_EQ(built[2], alone);
+  }
 }
 
 TEST(Trainer, ZeroRhoOrNoConsensusIsPlainTraining) {

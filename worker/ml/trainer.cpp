@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 
 #include "worker/ml/model_impl.h"
@@ -73,8 +74,15 @@ Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, ImageDataset train, 
   impl_->spec = spec;
   impl_->settings = settings;
   impl_->train = std::move(train);
-  torch::manual_seed(init_seed);
-  impl_->net = buildNetwork(spec);
+  {
+    // LibTorch's default generator is process-wide: building under one lock
+    // keeps initialisation a function of init_seed alone when trainers are
+    // constructed from several threads (the demo's local baselines).
+    static std::mutex seed_mutex;
+    std::lock_guard<std::mutex> lock(seed_mutex);
+    torch::manual_seed(init_seed);
+    impl_->net = buildNetwork(spec);
+  }
   impl_->flat = flattenParameters(*impl_->net);
   impl_->momentum = torch::zeros({impl_->count()}, torch::kFloat32);
 }
