@@ -12,6 +12,9 @@ namespace tapestry::common {
 
 enum class FrameType : uint8_t { kControl = 1, kChunk = 2 };
 
+// Version of the whole protocol (frames and messages), checked in Hello.
+constexpr uint32_t kProtocolVersion = 1;
+
 constexpr size_t kFrameHeaderSize = 8;
 constexpr uint8_t kFrameMagic = 0x54;
 constexpr uint32_t kMaxControlBytes = 1u << 20;  // 1 MiB of Protobuf

@@ -77,9 +77,9 @@ std::string Federation::roundJson(const RoundRecord& r) const {
 
 Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker& hello,
                             proto::WelcomeToWorker* welcome) {
-  if (hello.protocol_version() != kProtocolVersion)
+  if (hello.protocol_version() != common::kProtocolVersion)
     return reject(Errc::kProtocolVersion, "worker speaks protocol version " + std::to_string(hello.protocol_version()) +
-                                              " but this coordinator speaks " + std::to_string(kProtocolVersion) +
+                                              " but this coordinator speaks " + std::to_string(common::kProtocolVersion) +
                                               "; run the same Tapestry release on both sides");
   if (hello.parameter_count() == 0 || hello.parameter_count() > common::kMaxPayloadElements)
     return reject(Errc::kMalformedFrame, "parameter_count " + std::to_string(hello.parameter_count()) + " is out of range");

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "common/frame.h"
 #include "coordinator/aggregation/aggregator.h"
 #include "coordinator/coordinator_config.h"
 #include "coordinator/federation_state.h"
@@ -19,8 +20,6 @@
 #include "proto/tapestry.pb.h"
 
 namespace tapestry::coordinator {
-
-constexpr uint32_t kProtocolVersion = 1;
 
 struct Rejection {
   std::error_code code;

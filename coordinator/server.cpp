@@ -61,7 +61,6 @@ int Server::Impl::run() {
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     LOG_INFO("signal " << signo << ": shutting down; state is saved after every round");
-    stopping_ = true;
     io_.stop();
   });
   LOG_INFO("listening on " << config_.listen_host << ":" << port() << " (TLS 1.3, mutual authentication), federation '"

@@ -50,7 +50,6 @@ class Server::Impl {
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::set<std::shared_ptr<Session>> unadmitted_;
   size_t handshaking_ = 0;
-  bool stopping_ = false;
 };
 
 class Session : public common::net::FrameHandler, public std::enable_shared_from_this<Session> {

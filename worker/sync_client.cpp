@@ -205,9 +205,6 @@ class SyncClient::Impl : public common::net::FrameHandler {
     switch (m.body_case()) {
       case proto::CoordinatorMessage::kWelcome:
         welcomed_ = true;
-        if (m.welcome().heartbeat_ms() > 0) {
-          // The coordinator's heartbeat period bounds ours; nothing to do: ours is shorter.
-        }
         finishConnect({{}, {}, false, m.welcome()});
         return;
       case proto::CoordinatorMessage::kConsensus: return beginConsensus(m.consensus());
@@ -221,7 +218,6 @@ class SyncClient::Impl : public common::net::FrameHandler {
         const auto& err = m.error();
         if (!welcomed_) {
           finishConnect(failure(makeError(Errc::kRejected), err.message(), permanentError(err.code())));
-          if (err.code() == proto::ERROR_FINISHED) finished_rejection_ = true;
           return;
         }
         ClientEvent e;
@@ -305,7 +301,6 @@ class SyncClient::Impl : public common::net::FrameHandler {
   std::promise<ConnectResult> connect_promise_;
   bool connect_done_ = true;
   bool welcomed_ = false;
-  bool finished_rejection_ = false;
   uint64_t expected_elements_ = 0;
   std::string detail_;
 

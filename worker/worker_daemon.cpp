@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/checkpoint.h"
+#include "common/frame.h"
 #include "common/log.h"
 #include "worker/ml/dataset.h"
 #include "worker/sync_client.h"
@@ -19,8 +20,6 @@
 namespace tapestry::worker {
 
 namespace {
-
-constexpr uint32_t kProtocolVersion = 1;
 
 std::string algorithmName(proto::Algorithm a) {
   std::string name = proto::Algorithm_Name(a);
@@ -56,7 +55,7 @@ class WorkerDaemon::Impl {
     auto failing_since = std::chrono::steady_clock::now();
     for (;;) {
       proto::HelloFromWorker hello;
-      hello.set_protocol_version(kProtocolVersion);
+      hello.set_protocol_version(common::kProtocolVersion);
       hello.set_model_fingerprint(fingerprint_);
       hello.set_model_spec(config_.model.toJson().dump());
       hello.set_parameter_count(parameter_count_);

@@ -15,12 +15,12 @@ bool mentions(const Rejection& r, const std::string& text) { return r.message.fi
 TEST_F(FederationFaultsTest, AdmissionRejectsAProtocolVersionMismatch) {
   auto f = make(config());
   proto::HelloFromWorker h = hello();
-  h.set_protocol_version(kProtocolVersion + 1);
+  h.set_protocol_version(common::kProtocolVersion + 1);
   proto::WelcomeToWorker welcome;
   Rejection r = f->admit("a", h, &welcome);
   EXPECT_EQ(r.code, Errc::kProtocolVersion);
-  EXPECT_TRUE(mentions(r, "protocol version " + std::to_string(kProtocolVersion + 1))) << r.message;
-  EXPECT_TRUE(mentions(r, "speaks " + std::to_string(kProtocolVersion))) << r.message;
+  EXPECT_TRUE(mentions(r, "protocol version " + std::to_string(common::kProtocolVersion + 1))) << r.message;
+  EXPECT_TRUE(mentions(r, "speaks " + std::to_string(common::kProtocolVersion))) << r.message;
   EXPECT_TRUE(f->state().fingerprint.empty()) << "a rejected worker must not set the federation's model";
   EXPECT_EQ(f->pickInitialProvider(), "");
 }

@@ -64,7 +64,7 @@ class FederationFixture : public ::testing::Test {
 
   static proto::HelloFromWorker hello(const std::string& fingerprint = "fp-mlp", uint64_t params = kParams) {
     proto::HelloFromWorker h;
-    h.set_protocol_version(kProtocolVersion);
+    h.set_protocol_version(common::kProtocolVersion);
     h.set_model_fingerprint(fingerprint);
     h.set_model_spec(R"({"kind":"mlp"})");
     h.set_parameter_count(params);
