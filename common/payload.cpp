@@ -1,7 +1,10 @@
 #include "common/payload.h"
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -50,6 +53,50 @@ void decode16(const uint8_t* bytes, size_t count, float* dst) {
   }
 }
 
+// Largest scale a receiver accepts: q * scale stays finite for any int8 q.
+constexpr float kMaxBlockScale = FLT_MAX / 128.0f;
+
+size_t blockCount(uint64_t elements, uint32_t block_elements) {
+  return static_cast<size_t>(elements / block_elements + (elements % block_elements != 0));
+}
+
+void encodeInt8Blocks(const float* values, size_t count, uint32_t block_elements, uint8_t* out) {
+  for (size_t start = 0; start < count; start += block_elements) {
+    const size_t n = std::min<size_t>(block_elements, count - start);
+    const float* x = values + start;
+    float absmax = 0.0f;
+    bool finite = true;
+    for (size_t i = 0; i < n; ++i) {
+      finite = finite && std::isfinite(x[i]);
+      absmax = std::max(absmax, std::fabs(x[i]));
+    }
+    const float scale = finite ? absmax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(out, &scale, sizeof(scale));
+    out += kBlockScaleBytes;
+    for (size_t i = 0; i < n; ++i) {
+      double q = 0.0;
+      if (finite && scale > 0.0f) q = std::clamp(std::nearbyint(double(x[i]) / double(scale)), -127.0, 127.0);
+      out[i] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    }
+    out += n;
+  }
+}
+
+// Decodes whole blocks; kNonFinite for a scale that is NaN/Inf or so large
+// that a value could overflow. `bytes` must not overlap `dst`.
+std::error_code decodeInt8Blocks(const uint8_t* bytes, size_t count, uint32_t block_elements, float* dst) {
+  for (size_t start = 0; start < count; start += block_elements) {
+    const size_t n = std::min<size_t>(block_elements, count - start);
+    float scale;
+    std::memcpy(&scale, bytes, sizeof(scale));
+    if (!(std::fabs(scale) <= kMaxBlockScale)) return Errc::kNonFinite;
+    bytes += kBlockScaleBytes;
+    for (size_t i = 0; i < n; ++i) dst[start + i] = static_cast<float>(static_cast<int8_t>(bytes[i])) * scale;
+    bytes += n;
+  }
+  return {};
+}
+
 }  // namespace
 
 size_t bytesPerElement(proto::DType dtype) {
@@ -57,6 +104,7 @@ size_t bytesPerElement(proto::DType dtype) {
     case proto::DTYPE_FP32: return 4;
     case proto::DTYPE_BF16:
     case proto::DTYPE_FP16: return 2;
+    case proto::DTYPE_INT8_BLOCK: return 1;
     default: return 0;
   }
 }
@@ -74,18 +122,28 @@ size_t chunkElementCount(const proto::PayloadHeader& header, size_t index) {
 }
 
 size_t chunkByteCount(const proto::PayloadHeader& header, size_t index) {
-  return chunkElementCount(header, index) * bytesPerElement(header.dtype());
+  const size_t count = chunkElementCount(header, index);
+  if (header.dtype() == proto::DTYPE_INT8_BLOCK) {
+    if (header.block_elements() == 0) return 0;
+    return count + blockCount(count, header.block_elements()) * kBlockScaleBytes;
+  }
+  return count * bytesPerElement(header.dtype());
 }
 
-EncodedPayload EncodedPayload::encode(proto::DType dtype, const float* values, size_t count,
-                                      uint32_t chunk_elements) {
+EncodedPayload EncodedPayload::encode(proto::DType dtype, const float* values, size_t count, uint32_t chunk_elements,
+                                      uint32_t block_elements) {
   size_t bpe = bytesPerElement(dtype);
   if (bpe == 0)
     throw std::invalid_argument("payload dtype " + proto::DType_Name(dtype) +
-                                " is not supported; use DTYPE_FP32, DTYPE_BF16 or DTYPE_FP16");
+                                " is not supported; use DTYPE_FP32, DTYPE_BF16, DTYPE_FP16 or DTYPE_INT8_BLOCK");
   if (chunk_elements == 0 || chunk_elements > kMaxChunkElements)
     throw std::invalid_argument("payload chunk_elements " + std::to_string(chunk_elements) + " must be in [1, " +
                                 std::to_string(kMaxChunkElements) + "]");
+  const bool int8 = dtype == proto::DTYPE_INT8_BLOCK;
+  if (int8 && (block_elements == 0 || block_elements > kMaxBlockElements || chunk_elements % block_elements != 0))
+    throw std::invalid_argument("int8 payload block_elements " + std::to_string(block_elements) + " must be in [1, " +
+                                std::to_string(kMaxBlockElements) + "] and divide chunk_elements " +
+                                std::to_string(chunk_elements));
   if (count > kMaxPayloadElements)
     throw std::invalid_argument("payload of " + std::to_string(count) + " elements exceeds the limit of " +
                                 std::to_string(kMaxPayloadElements));
@@ -95,8 +153,12 @@ EncodedPayload EncodedPayload::encode(proto::DType dtype, const float* values, s
   p.header_.set_dtype(dtype);
   p.header_.set_element_count(count);
   p.header_.set_chunk_elements(chunk_elements);
+  if (int8) p.header_.set_block_elements(block_elements);
   if (dtype == proto::DTYPE_FP32) {
     p.base_ = reinterpret_cast<const uint8_t*>(values);
+  } else if (int8) {
+    p.owned_.resize(count + blockCount(count, block_elements) * kBlockScaleBytes);
+    encodeInt8Blocks(values, count, block_elements, p.owned_.data());
   } else {
     p.owned_.resize(count * bpe);
     if (dtype == proto::DTYPE_BF16)
@@ -117,7 +179,8 @@ std::pair<const uint8_t*, size_t> EncodedPayload::chunk(size_t index) const {
   size_t n = chunkCount(header_.element_count(), header_.chunk_elements());
   if (index >= n)
     throw std::out_of_range("payload chunk " + std::to_string(index) + " of " + std::to_string(n));
-  size_t offset = index * static_cast<size_t>(header_.chunk_elements()) * bytesPerElement(header_.dtype());
+  // Every chunk but the last is full, so chunk 0's size is the stride.
+  size_t offset = index * chunkByteCount(header_, 0);
   // Owned bytes are looked up here rather than cached, so copies stay valid.
   const uint8_t* base = header_.dtype() == proto::DTYPE_FP32 ? base_ : owned_.data();
   return {base + offset, chunkByteCount(header_, index)};
@@ -129,27 +192,53 @@ std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64
   if (header.element_count() != expected_elements) return Errc::kShapeMismatch;
   if (header.element_count() > kMaxPayloadElements) return Errc::kFrameTooLarge;
   if (header.chunk_elements() == 0) return Errc::kShapeMismatch;
-  if (header.chunk_elements() > kMaxChunkElements ||
-      static_cast<uint64_t>(header.chunk_elements()) * bpe > kMaxChunkBytes)
-    return Errc::kFrameTooLarge;
+  if (header.dtype() == proto::DTYPE_INT8_BLOCK) {
+    if (header.block_elements() == 0 || header.block_elements() > kMaxBlockElements ||
+        header.chunk_elements() % header.block_elements() != 0)
+      return Errc::kShapeMismatch;
+  } else if (header.block_elements() != 0) {
+    return Errc::kShapeMismatch;
+  }
+  if (header.chunk_elements() > kMaxChunkElements) return Errc::kFrameTooLarge;
+  const uint64_t full_chunk_bytes =
+      static_cast<uint64_t>(header.chunk_elements()) * bpe +
+      (header.dtype() == proto::DTYPE_INT8_BLOCK ? header.chunk_elements() / header.block_elements() * kBlockScaleBytes
+                                                 : 0);
+  if (full_chunk_bytes > kMaxChunkBytes) return Errc::kFrameTooLarge;
   if (static_cast<uint64_t>(header.chunk_crc32c_size()) != chunkCount(header.element_count(), header.chunk_elements()))
     return Errc::kShapeMismatch;
   return {};
 }
 
-std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
-                            float* dst) {
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size) {
   if (bytesPerElement(header.dtype()) == 0) return Errc::kUnsupportedDtype;
   if (index >= static_cast<size_t>(header.chunk_crc32c_size())) return Errc::kShapeMismatch;
-  size_t count = chunkElementCount(header, index);
-  if (count == 0 || size != chunkByteCount(header, index)) return Errc::kShapeMismatch;
+  const size_t expected = chunkByteCount(header, index);
+  if (chunkElementCount(header, index) == 0 || expected == 0 || size != expected) return Errc::kShapeMismatch;
   if (crc32c(bytes, size) != header.chunk_crc32c(static_cast<int>(index))) return Errc::kChecksumMismatch;
+  return {};
+}
+
+std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
+                            float* dst) {
+  if (auto ec = verifyChunk(header, index, bytes, size)) return ec;
+  const size_t count = chunkElementCount(header, index);
   switch (header.dtype()) {
     case proto::DTYPE_FP32:
       if (reinterpret_cast<const void*>(bytes) != dst) std::memmove(dst, bytes, size);
       break;
     case proto::DTYPE_BF16: decode16<bf16ToFloat>(bytes, count, dst); break;
     case proto::DTYPE_FP16: decode16<fp16ToFloat>(bytes, count, dst); break;
+    case proto::DTYPE_INT8_BLOCK: {
+      // Blocks interleave scales with values, so in-place widening goes
+      // through a copy of the chunk.
+      const auto* out = reinterpret_cast<const uint8_t*>(dst);
+      const bool overlaps = bytes < out + count * sizeof(float) && out < bytes + size;
+      std::vector<uint8_t> copy;
+      if (overlaps) copy.assign(bytes, bytes + size);
+      if (auto ec = decodeInt8Blocks(overlaps ? copy.data() : bytes, count, header.block_elements(), dst)) return ec;
+      break;
+    }
     default: return Errc::kUnsupportedDtype;
   }
   if (!allFinite(dst, count)) return Errc::kNonFinite;

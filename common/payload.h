@@ -6,7 +6,10 @@
 // straight into its destination and verify it there.
 //
 // Supported dtypes: FP32 (little-endian IEEE), BF16 and FP16 (round to
-// nearest even). Decoding always yields fp32 and rejects NaN/Inf.
+// nearest even), and INT8_BLOCK: per block of block_elements values a
+// little-endian fp32 scale = absmax/127 then the int8 values round(x/scale)
+// (scale 0 for an all-zero block; a block holding NaN/Inf gets a NaN scale,
+// so the receiver rejects it). Decoding always yields fp32 and rejects NaN/Inf.
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
@@ -20,8 +23,12 @@ namespace tapestry::common {
 constexpr uint32_t kDefaultChunkElements = 1u << 20;      // 4 MiB of fp32
 constexpr uint32_t kMaxChunkElements = 1u << 24;          // 64 MiB of fp32
 constexpr uint64_t kMaxPayloadElements = 1ull << 34;      // 64 GiB of fp32
+constexpr uint32_t kDefaultBlockElements = 256;           // int8 values per scale
+constexpr uint32_t kMaxBlockElements = 1u << 16;
+constexpr size_t kBlockScaleBytes = 4;
 
-size_t bytesPerElement(proto::DType dtype);  // 0 for unsupported
+// 0 for unsupported; INT8_BLOCK gives 1 (its scales are counted by chunkByteCount).
+size_t bytesPerElement(proto::DType dtype);
 size_t chunkCount(uint64_t elements, uint32_t chunk_elements);
 size_t chunkElementCount(const proto::PayloadHeader& header, size_t index);
 size_t chunkByteCount(const proto::PayloadHeader& header, size_t index);
@@ -30,8 +37,10 @@ size_t chunkByteCount(const proto::PayloadHeader& header, size_t index);
 // (which must outlive this object); other dtypes own an encoded copy.
 class EncodedPayload {
  public:
+  // block_elements is used by INT8_BLOCK only and must divide chunk_elements.
   static EncodedPayload encode(proto::DType dtype, const float* values, size_t count,
-                               uint32_t chunk_elements = kDefaultChunkElements);
+                               uint32_t chunk_elements = kDefaultChunkElements,
+                               uint32_t block_elements = kDefaultBlockElements);
   const proto::PayloadHeader& header() const { return header_; }
   size_t chunks() const { return static_cast<size_t>(header_.chunk_crc32c_size()); }
   std::pair<const uint8_t*, size_t> chunk(size_t index) const;
@@ -44,11 +53,18 @@ class EncodedPayload {
 
 // Checks a received header before anything is allocated for it: supported
 // dtype, element_count == expected_elements, 1 <= chunk_elements <=
-// kMaxChunkElements, chunk byte size within kMaxChunkBytes, one CRC per chunk.
+// kMaxChunkElements, chunk byte size within kMaxChunkBytes, one CRC per chunk;
+// INT8_BLOCK: 1 <= block_elements <= kMaxBlockElements dividing
+// chunk_elements; other dtypes: block_elements == 0.
 std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64_t expected_elements);
 
-// Verifies chunk `index` (its `size` bytes at `bytes`) and decodes it into
-// `dst` (chunkElementCount floats). For FP32, `bytes` may alias `dst`.
+// Checks chunk `index` of a validated header without decoding it: its size
+// (kShapeMismatch) and CRC32C (kChecksumMismatch). A chunk that passes can go
+// straight to Aggregator::accumulateEncoded, which checks for NaN/Inf itself.
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size);
+
+// verifyChunk, then decodes chunk `index` into `dst` (chunkElementCount
+// floats). `bytes` may sit at the start of `dst` (in-place widening).
 // kChecksumMismatch, kShapeMismatch (wrong size) or kNonFinite on failure.
 std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
                             float* dst);

@@ -13,6 +13,7 @@ const char* algorithmName(Algorithm a) {
     case Algorithm::kFedAvg: return "fedavg";
     case Algorithm::kFedProx: return "fedprox";
     case Algorithm::kEasgd: return "easgd";
+    case Algorithm::kAdmm: return "admm";
   }
   return "?";
 }
@@ -25,10 +26,13 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
   if (name == "fedavg") c.algorithm = Algorithm::kFedAvg;
   else if (name == "fedprox") c.algorithm = Algorithm::kFedProx;
   else if (name == "easgd") c.algorithm = Algorithm::kEasgd;
-  else r.fail("name", "must be one of fedavg, fedprox, easgd; got \"" + name + "\"");
+  else if (name == "admm") c.algorithm = Algorithm::kAdmm;
+  else r.fail("name", "must be one of fedavg, fedprox, easgd, admm; got \"" + name + "\"");
   c.rho = r.optional<double>("rho", c.algorithm == Algorithm::kFedAvg ? 0.0 : c.rho);
   if (c.rho < 0) r.fail("rho", "must be >= 0");
   if (c.algorithm == Algorithm::kFedAvg && c.rho != 0) r.fail("rho", "must be 0 (or absent) for fedavg");
+  if (c.algorithm != Algorithm::kFedAvg && c.rho == 0)
+    r.fail("rho", std::string("must be > 0 for ") + algorithmName(c.algorithm) + "; use fedavg for no penalty");
   c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
   if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");
   c.init_seed = r.optional<uint64_t>("init_seed", c.init_seed);
@@ -48,19 +52,30 @@ void readRounds(ConfigReader r, CoordinatorConfig& c) {
 void readServerOptimizer(ConfigReader r, CoordinatorConfig& c) {
   std::string name = r.optional<std::string>("name", "plain");
   auto& s = c.server_optimizer;
-  if (name == "plain") {
-    s.kind = ServerOptimizerKind::kPlain;
-  } else if (name == "nesterov") {
-    s.kind = ServerOptimizerKind::kNesterov;
+  try {
+    s.kind = parseServerOptimizer(name);
+  } catch (const std::invalid_argument& e) {
+    r.fail("name", e.what());
+  }
+  if (s.kind == ServerOptimizerKind::kNesterov) {
     s.lr = 0.7f;
     s.momentum = 0.9f;
-  } else {
-    r.fail("name", "must be plain or nesterov; got \"" + name + "\"");
+  } else if (s.kind == ServerOptimizerKind::kAdam) {
+    s.lr = 0.01f;
   }
   s.lr = static_cast<float>(r.optional<double>("lr", s.lr));
-  s.momentum = static_cast<float>(r.optional<double>("momentum", s.momentum));
   if (!(s.lr > 0)) r.fail("lr", "must be > 0");
-  if (s.momentum < 0 || s.momentum >= 1) r.fail("momentum", "must be in [0, 1)");
+  if (s.kind != ServerOptimizerKind::kAdam) {
+    s.momentum = static_cast<float>(r.optional<double>("momentum", s.momentum));
+    if (s.momentum < 0 || s.momentum >= 1) r.fail("momentum", "must be in [0, 1)");
+  } else {
+    s.beta1 = static_cast<float>(r.optional<double>("beta1", s.beta1));
+    s.beta2 = static_cast<float>(r.optional<double>("beta2", s.beta2));
+    s.epsilon = static_cast<float>(r.optional<double>("epsilon", s.epsilon));
+    if (s.beta1 < 0 || s.beta1 >= 1) r.fail("beta1", "must be in [0, 1)");
+    if (s.beta2 < 0 || s.beta2 >= 1) r.fail("beta2", "must be in [0, 1)");
+    if (!(s.epsilon > 0)) r.fail("epsilon", "must be > 0 (adam's tau; 1e-3 is a good start)");
+  }
   r.finish();
 }
 
@@ -82,6 +97,8 @@ void readLimits(ConfigReader r, CoordinatorConfig& c) {
   c.chunk_elements = r.optional<uint32_t>("chunk_elements", c.chunk_elements);
   if (c.chunk_elements < 1024 || c.chunk_elements > (1u << 24))
     r.fail("chunk_elements", "must be between 1024 and 16777216");
+  c.inflight_chunks = r.optional<size_t>("inflight_chunks", c.inflight_chunks);
+  if (c.inflight_chunks == 0 || c.inflight_chunks > 1024) r.fail("inflight_chunks", "must be between 1 and 1024");
   c.max_sessions = r.optional<size_t>("max_sessions", c.max_sessions);
   r.finish();
 }

@@ -11,7 +11,7 @@
 
 namespace tapestry::coordinator {
 
-enum class Algorithm { kFedAvg, kFedProx, kEasgd };
+enum class Algorithm { kFedAvg, kFedProx, kEasgd, kAdmm };
 
 struct CoordinatorConfig {
   std::string federation_id = "tapestry";
@@ -36,6 +36,9 @@ struct CoordinatorConfig {
   std::chrono::milliseconds heartbeat_interval{5000};
   uint32_t chunk_elements = 1u << 20;
   size_t max_sessions = 1024;
+  // Chunk receive buffers shared by all sessions: memory for chunks in flight
+  // is inflight_chunks x chunk bytes, whatever the number of workers.
+  size_t inflight_chunks = 4;
 };
 
 // Parses `path`; relative paths inside resolve against `base_dir` (the

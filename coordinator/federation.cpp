@@ -24,6 +24,7 @@ proto::Algorithm toProto(Algorithm a) {
     case Algorithm::kFedAvg: return proto::ALGORITHM_FEDAVG;
     case Algorithm::kFedProx: return proto::ALGORITHM_FEDPROX;
     case Algorithm::kEasgd: return proto::ALGORITHM_EASGD;
+    case Algorithm::kAdmm: return proto::ALGORITHM_ADMM;
   }
   return proto::ALGORITHM_UNSPECIFIED;
 }
@@ -48,8 +49,7 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
   if (state_.has_consensus) {
     consensus_ = std::make_shared<const std::vector<float>>(std::move(state_.consensus));
     state_.consensus.clear();
-    if (config_.server_optimizer.kind != ServerOptimizerKind::kPlain && state_.momentum.size() != consensus_->size())
-      state_.momentum.assign(consensus_->size(), 0.0f);
+    prepareOptimizerState(false);
     aggregator_->reset(consensus_->size());
   }
   rewriteRoundLog();
@@ -135,7 +135,8 @@ void Federation::depart(const std::string& id) {
       if (p.next_chunk < chunks)
         LOG_WARN(id << " left during its push of round " << logic_.round() << " after " << p.next_chunk << "/" << chunks
                     << " chunks; the rest of its contribution is taken from the current consensus");
-      for (size_t c = p.next_chunk; c < chunks; ++c) {
+      // A delta push's missing chunks are zero deltas: closeRound adds z_r for its whole weight.
+      for (size_t c = p.next_chunk; c < chunks && !p.delta; ++c) {
         size_t offset = c * p.header.chunk_elements();
         aggregator_->accumulate(offset, consensus_->data() + offset, common::chunkElementCount(p.header, c), p.weight);
       }
@@ -172,8 +173,9 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
     case PushVerdict::kNoConsensus: return reject(Errc::kStaleRound, "no consensus exists yet; wait for it");
   }
   if (push.sample_count() == 0) return reject(Errc::kMalformedFrame, "push with sample_count 0");
-  Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false};
+  Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false, push.delta()};
   weight_sum_ += p.weight;
+  if (p.delta) delta_weight_ += p.weight;
   if (std::isfinite(push.metric()) && push.metric_samples() > 0) {
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
@@ -196,18 +198,18 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
   size_t index = p.next_chunk;
   size_t offset = index * p.header.chunk_elements();
   size_t count = common::chunkElementCount(p.header, index);
-  float* dst;
   if (p.initial) {
-    dst = initial_.data() + offset;
-  } else if (p.header.dtype() == proto::DTYPE_FP32) {
-    dst = reinterpret_cast<float*>(bytes);
+    if (auto ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset))
+      return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
   } else {
-    decoded_.resize(count);
-    dst = decoded_.data();
+    // Verified in place, then decoded inside the aggregation kernel: no
+    // separate decode pass and no decoded copy of the chunk.
+    std::error_code ec = common::verifyChunk(p.header, index, bytes, size);
+    if (!ec)
+      ec = aggregator_->accumulateEncoded(offset, static_cast<EncodedDType>(p.header.dtype()), bytes, count, p.weight,
+                                          p.header.block_elements());
+    if (ec) return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
   }
-  if (auto ec = common::decodeChunk(p.header, index, bytes, size, dst))
-    return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
-  if (!p.initial) aggregator_->accumulate(offset, dst, count, p.weight);
   round_bytes_ += size;
   if (++p.next_chunk == static_cast<size_t>(p.header.chunk_crc32c_size())) finishPush(id);
   return {};
@@ -233,7 +235,7 @@ bool Federation::advance(Clock::time_point now) {
     initial_ = {};
     initial_ready_ = false;
     round_bytes_ = 0;  // the z_0 upload is not part of round 0's traffic
-    if (config_.server_optimizer.kind != ServerOptimizerKind::kPlain) state_.momentum.assign(consensus_->size(), 0.0f);
+    prepareOptimizerState(true);
     aggregator_->reset(consensus_->size());
     logic_.consensusInitialised(now);
     state_.has_consensus = true;
@@ -250,9 +252,29 @@ bool Federation::advance(Clock::time_point now) {
 }
 
 void Federation::closeRound(Clock::time_point now) {
-  auto next = std::make_shared<std::vector<float>>(*consensus_);
-  float* momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
-  aggregator_->finalize(weight_sum_, config_.server_optimizer, next->data(), momentum);
+  // z_{r+1} overwrites z_r in place unless a session is still sending z_r
+  // (it holds a reference): then it goes to a copy. Either way the
+  // coordinator holds the running sum, the consensus and the optimizer state.
+  std::shared_ptr<std::vector<float>> next;
+  if (consensus_.use_count() == 1) {
+    next = std::const_pointer_cast<std::vector<float>>(consensus_);
+    consensus_.reset();
+  } else {
+    next = std::make_shared<std::vector<float>>(*consensus_);
+  }
+  // Delta pushes summed to sum_k w_k (x_k - z_r); adding z_r once with their
+  // total weight makes the sum the same as if they had sent x_k.
+  if (delta_weight_ > 0) {
+    const size_t step = config_.chunk_elements;
+    for (size_t offset = 0; offset < next->size(); offset += step)
+      aggregator_->accumulate(offset, next->data() + offset, std::min(step, next->size() - offset),
+                              static_cast<float>(delta_weight_));
+  }
+  ServerOptimizerState optimizer;
+  optimizer.momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
+  optimizer.second_moment = state_.second_moment.empty() ? nullptr : state_.second_moment.data();
+  optimizer.step = logic_.round() + 1;
+  aggregator_->finalize(weight_sum_, config_.server_optimizer, next->data(), optimizer);
   RoundRecord record;
   record.round = logic_.round();
   record.contributors = logic_.contributorCount();
@@ -265,13 +287,19 @@ void Federation::closeRound(Clock::time_point now) {
   logic_.roundClosed(now);
   state_.round = logic_.round();
   consensus_ = std::move(next);
-  weight_sum_ = metric_sum_ = 0;
+  weight_sum_ = metric_sum_ = delta_weight_ = 0;
   metric_samples_ = round_bytes_ = 0;
   persist();
 
   std::ostringstream metric;
-  if (record.metric >= 0) metric << ", federation val accuracy of z_" << record.round << " " << std::fixed
-                                 << std::setprecision(2) << 100.0 * record.metric << "%";
+  if (record.metric >= 0) {
+    // Workers report accuracy for classifiers and bits per byte for language models.
+    const bool language_model = state_.model_spec.find("\"transformer\"") != std::string::npos;
+    metric << ", federation val " << (language_model ? "bits per byte" : "accuracy") << " of z_" << record.round
+           << " " << std::fixed;
+    if (language_model) metric << std::setprecision(3) << record.metric;
+    else metric << std::setprecision(2) << 100.0 * record.metric << "%";
+  }
   LOG_INFO("round " << record.round + 1 << (config_.rounds.max_rounds ? "/" + std::to_string(config_.rounds.max_rounds) : "")
                     << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
                     << " received, " << std::fixed << std::setprecision(2) << record.seconds << " s"
@@ -280,7 +308,27 @@ void Federation::closeRound(Clock::time_point now) {
 }
 
 void Federation::persist() {
-  saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir);
+  saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
+}
+
+// Sizes the server optimizer's state for the configured kind. State saved for
+// another kind (the operator changed server_optimizer between runs) cannot be
+// reinterpreted, so it restarts from zero, as it does for a new federation.
+void Federation::prepareOptimizerState(bool fresh) {
+  const auto kind = config_.server_optimizer.kind;
+  const std::string name = serverOptimizerName(kind);
+  const size_t n = consensus_->size();
+  if (!fresh && !state_.server_optimizer.empty() && state_.server_optimizer != name) {
+    LOG_WARN("the checkpoint's server optimizer state is for " << state_.server_optimizer << " but the config says "
+                                                               << name << "; starting " << name << " from zero");
+    fresh = true;
+  }
+  state_.server_optimizer = name;
+  const bool needs_momentum = kind != ServerOptimizerKind::kPlain, needs_second = kind == ServerOptimizerKind::kAdam;
+  if (!needs_momentum) state_.momentum.clear();
+  else if (fresh || state_.momentum.size() != n) state_.momentum.assign(n, 0.0f);
+  if (!needs_second) state_.second_moment.clear();
+  else if (fresh || state_.second_moment.size() != n) state_.second_moment.assign(n, 0.0f);
 }
 
 }  // namespace tapestry::coordinator

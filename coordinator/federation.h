@@ -67,9 +67,11 @@ class Federation {
     float weight = 0;
     size_t next_chunk = 0;
     bool initial = false;
+    bool delta = false;  // carries x - z_r; z_r is added once per round at close
   };
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
+  void prepareOptimizerState(bool fresh);
   void persist();
   void rewriteRoundLog() const;
   std::string roundJson(const RoundRecord& r) const;
@@ -83,9 +85,9 @@ class Federation {
   std::set<std::string> waiting_;  // admitted, no consensus yet
   std::string initial_provider_;
   std::vector<float> initial_;
-  std::vector<float> decoded_;
   bool initial_ready_ = false;
   double weight_sum_ = 0;
+  double delta_weight_ = 0;  // weight of this round's delta pushes
   double metric_sum_ = 0;
   uint64_t metric_samples_ = 0;
   uint64_t round_bytes_ = 0;

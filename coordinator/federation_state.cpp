@@ -14,7 +14,8 @@ std::string checkpointPath(const std::string& state_dir) {
 }
 
 void saveFederationState(const FederationState& s, const std::vector<float>& consensus,
-                         const std::vector<float>& momentum, const std::string& state_dir) {
+                         const std::vector<float>& momentum, const std::string& state_dir,
+                         const std::vector<float>& second_moment) {
   std::filesystem::create_directories(state_dir);
   nlohmann::json meta;
   meta["kind"] = "tapestry-coordinator";
@@ -25,6 +26,7 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   meta["model_spec"] = s.model_spec;
   meta["parameter_count"] = s.parameter_count;
   meta["members"] = s.members;
+  meta["server_optimizer"] = s.server_optimizer;
   nlohmann::json log = nlohmann::json::array();
   size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
   for (size_t i = first; i < s.log.size(); ++i) {
@@ -41,6 +43,7 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   writer.setMetadata(meta.dump());
   writer.addSection("consensus", consensus.data(), consensus.size() * sizeof(float));
   writer.addSection("momentum", momentum.data(), momentum.size() * sizeof(float));
+  writer.addSection("second_moment", second_moment.data(), second_moment.size() * sizeof(float));
   writer.commit(checkpointPath(state_dir));
 }
 
@@ -59,6 +62,7 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     s.model_spec = meta.at("model_spec").get<std::string>();
     s.parameter_count = meta.at("parameter_count").get<uint64_t>();
     s.members = meta.at("members").get<std::vector<std::string>>();
+    s.server_optimizer = meta.value("server_optimizer", "");
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
@@ -69,6 +73,7 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
   }
   s.consensus = ckpt->sectionAs<float>("consensus");
   s.momentum = ckpt->sectionAs<float>("momentum");
+  if (ckpt->sections.count("second_moment")) s.second_moment = ckpt->sectionAs<float>("second_moment");
   if (s.has_consensus && s.consensus.size() != s.parameter_count)
     throw std::runtime_error("checkpoint '" + path + "' consensus size differs from its parameter count");
   return s;

@@ -26,7 +26,9 @@ struct FederationState {
   std::string model_spec;
   uint64_t parameter_count = 0;
   std::vector<float> consensus;
-  std::vector<float> momentum;  // server optimizer state; empty for plain
+  std::vector<float> momentum;       // server optimizer state; empty for plain
+  std::vector<float> second_moment;  // adam's v; empty otherwise
+  std::string server_optimizer;      // the kind its state belongs to ("plain", "nesterov", "adam")
   std::vector<std::string> members;
   std::vector<RoundRecord> log;  // most recent rounds, bounded
 };
@@ -35,9 +37,11 @@ constexpr size_t kMaxRoundLog = 10000;
 
 std::string checkpointPath(const std::string& state_dir);
 // Atomic write of state_dir/coordinator.ckpt with the given consensus and
-// momentum (state.consensus/momentum are ignored). Throws std::runtime_error.
+// server-optimizer state (state.consensus/momentum/second_moment are ignored).
+// Throws std::runtime_error.
 void saveFederationState(const FederationState& state, const std::vector<float>& consensus,
-                         const std::vector<float>& momentum, const std::string& state_dir);
+                         const std::vector<float>& momentum, const std::string& state_dir,
+                         const std::vector<float>& second_moment = {});
 // nullopt when there is no checkpoint yet; throws if it exists but is damaged.
 std::optional<FederationState> loadFederationState(const std::string& state_dir);
 std::optional<FederationState> loadFederationStateFile(const std::string& checkpoint_path);

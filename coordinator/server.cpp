@@ -23,7 +23,8 @@ Server::Impl::Impl(CoordinatorConfig config)
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
       deadline_timer_(io_),
-      linger_timer_(io_) {
+      linger_timer_(io_),
+      chunk_pool_(config_.inflight_chunks) {
   std::filesystem::create_directories(config_.state_dir);
   auto state = loadFederationState(config_.state_dir);
   if (state && state->federation_id != config_.federation_id)

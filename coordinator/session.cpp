@@ -1,3 +1,5 @@
+#include <utility>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "common/payload.h"
@@ -94,6 +96,18 @@ void Session::onPush(const proto::PushFromWorker& push) {
   sendError(toProto(r.code), r.message, true);
 }
 
+Session::~Session() {
+  if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
+}
+
+bool Session::deferChunk(size_t length, std::function<void()> resume) {
+  if (held_) return false;
+  held_ = server_.chunkPool().acquire(length);
+  if (held_) return false;
+  server_.chunkPool().waitForRelease(std::move(resume));
+  return true;
+}
+
 uint8_t* Session::chunkBuffer(size_t length) {
   if (discard_chunks_ == 0) {
     size_t expected = server_.federation().expectedChunkBytes(identity_);
@@ -102,16 +116,23 @@ uint8_t* Session::chunkBuffer(size_t length) {
       return nullptr;
     }
   }
-  staging_.resize((length + sizeof(float) - 1) / sizeof(float));
-  return reinterpret_cast<uint8_t*>(staging_.data());
+  return held_;
 }
 
 void Session::onChunk(const uint8_t*, size_t length) {
+  // The buffer goes back to the pool (waking a waiting session) once the
+  // chunk has been folded in, whatever the outcome.
+  struct Return {
+    Session& s;
+    ~Return() {
+      if (s.held_) s.server_.chunkPool().release(std::exchange(s.held_, nullptr));
+    }
+  } give_back{*this};
   if (discard_chunks_ > 0) {
     --discard_chunks_;
     return;
   }
-  Rejection r = server_.federation().pushChunk(identity_, reinterpret_cast<uint8_t*>(staging_.data()), length);
+  Rejection r = server_.federation().pushChunk(identity_, held_, length);
   if (r) return sendError(toProto(r.code), r.message, true);
   server_.advance();
 }
@@ -144,6 +165,7 @@ void Session::requestInitial() {
 void Session::finish() { connection_->closeAfterWrites(common::makeError(Errc::kFinished)); }
 
 void Session::onClosed(std::error_code ec) {
+  if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
   if (admitted_) LOG_INFO(identity_ << " left: " << ec.message());
   server_.sessionClosed(this, admitted_);
 }

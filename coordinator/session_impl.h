@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/net/connection_impl.h"
+#include "coordinator/chunk_pool.h"
 #include "coordinator/federation.h"
 #include "coordinator/server.h"
 
@@ -27,6 +28,7 @@ class Server::Impl {
   int run();
 
   Federation& federation() { return *federation_; }
+  ChunkPool& chunkPool() { return chunk_pool_; }
   const CoordinatorConfig& config() const { return config_; }
   bool identityActive(const std::string& identity) const;
   void admitted(const std::shared_ptr<Session>& session);
@@ -47,6 +49,7 @@ class Server::Impl {
   asio::steady_timer deadline_timer_;
   asio::steady_timer linger_timer_;
   std::unique_ptr<Federation> federation_;
+  ChunkPool chunk_pool_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::set<std::shared_ptr<Session>> unadmitted_;
   size_t handshaking_ = 0;
@@ -55,6 +58,7 @@ class Server::Impl {
 class Session : public common::net::FrameHandler, public std::enable_shared_from_this<Session> {
  public:
   Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection);
+  ~Session() override;
   const std::string& identity() const { return identity_; }
 
   void sendConsensus();
@@ -62,6 +66,7 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   void finish();
 
   void onControl(std::string_view body) override;
+  bool deferChunk(size_t length, std::function<void()> resume) override;
   uint8_t* chunkBuffer(size_t length) override;
   void onChunk(const uint8_t* data, size_t length) override;
   void onClosed(std::error_code ec) override;
@@ -77,7 +82,7 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   std::shared_ptr<common::net::Connection> connection_;
   bool admitted_ = false;
   size_t discard_chunks_ = 0;
-  std::vector<float> staging_;  // one chunk, float-aligned for in-place decode
+  uint8_t* held_ = nullptr;  // the pool buffer the next chunk is read into
 };
 
 }  // namespace tapestry::coordinator

@@ -8,6 +8,18 @@
 
 namespace tapestry::tools {
 
+namespace {
+
+void checkSize(const std::string& path, const ConsensusFile& file) {
+  size_t expected = worker::modelParameterCount(file.model);
+  if (file.parameters.size() != expected)
+    throw std::runtime_error("checkpoint '" + path + "' holds " + std::to_string(file.parameters.size()) +
+                             " parameters but its model " + file.model.toJson().dump() + " needs " +
+                             std::to_string(expected));
+}
+
+}  // namespace
+
 ConsensusFile readConsensusFile(const std::string& path) {
   auto ckpt = common::readCheckpoint(path);
   if (!ckpt) throw std::runtime_error("checkpoint '" + path + "' does not exist");
@@ -22,10 +34,29 @@ ConsensusFile readConsensusFile(const std::string& path) {
     throw std::runtime_error("checkpoint '" + path + "' is not a consensus checkpoint: " + e.what());
   }
   out.parameters = ckpt->sectionAs<float>("consensus");
-  if (out.parameters.size() != worker::modelParameterCount(out.model))
-    throw std::runtime_error("checkpoint '" + path + "' holds " + std::to_string(out.parameters.size()) +
-                             " parameters but its model needs " +
-                             std::to_string(worker::modelParameterCount(out.model)));
+  checkSize(path, out);
+  return out;
+}
+
+ConsensusFile readReceivedConsensus(const std::string& path, const worker::ModelSpec& model) {
+  auto ckpt = common::readCheckpoint(path);
+  if (!ckpt) throw std::runtime_error("audit file '" + path + "' does not exist");
+  ConsensusFile out;
+  out.model = model;
+  const std::string prefix = "received-round-";
+  try {
+    auto meta = nlohmann::json::parse(ckpt->metadata);
+    if (meta.at("kind").get<std::string>() != "tapestry-push")
+      throw std::runtime_error("its kind is '" + meta.at("kind").get<std::string>() + "', not 'tapestry-push'");
+    auto tag = meta.at("tag").get<std::string>();
+    if (tag.compare(0, prefix.size(), prefix) != 0)
+      throw std::runtime_error("its tag '" + tag + "' is not " + prefix + "<r> (a vector the worker sent?)");
+    out.round = std::stoull(tag.substr(prefix.size()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("audit file '" + path + "' is not a received consensus: " + e.what());
+  }
+  out.parameters = ckpt->sectionAs<float>("vector");
+  checkSize(path, out);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Reading a consensus vector and its model spec from either a coordinator
-// checkpoint or a worker's final consensus file.
+// Reading a consensus vector and its model spec from a coordinator
+// checkpoint, a worker's final consensus file, or a consensus a worker
+// received (its audit_dir/received-round-<r>.ckpt).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,5 +18,10 @@ struct ConsensusFile {
 
 // Throws std::runtime_error naming the file and what is wrong.
 ConsensusFile readConsensusFile(const std::string& path);
+
+// A received consensus z_r from a worker's audit_dir. Audit files carry no
+// model spec, so the worker's `model` is given and checked against the size.
+// Throws std::runtime_error naming the file and what is wrong.
+ConsensusFile readReceivedConsensus(const std::string& path, const worker::ModelSpec& model);
 
 }  // namespace tapestry::tools

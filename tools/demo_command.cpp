@@ -1,27 +1,20 @@
 // `tapestry demo`: a whole federation on this machine, over real TLS, with
 // the configs in configs/ used verbatim, ending with a table of consensus
 // test accuracy against every worker trained alone.
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "common/config.h"
-#include "coordinator/coordinator_config.h"
-#include "coordinator/federation_state.h"
 #include "tools/baseline.h"
 #include "tools/commands.h"
 #include "tools/consensus_file.h"
-#include "tools/pki/pki.h"
-#include "tools/process.h"
+#include "tools/local_federation.h"
 #include "worker/ml/partition.h"
 #include "worker/ml/trainer.h"
 
@@ -69,77 +62,16 @@ DemoPlan readPlan(const std::string& path) {
   return p;
 }
 
-void ensureCertificates(const fs::path& pki, size_t workers) {
-  fs::path ca = pki / "ca";
-  if (!fs::exists(ca / "ca.key")) initCa({ca.string(), "Tapestry Demo Consortium CA", 3650});
-  if (!fs::exists(pki / "coordinator.key")) {
-    IssueOptions o;
-    o.ca_dir = ca.string();
-    o.out_dir = pki.string();
-    o.name = "coordinator";
-    o.kind = CertKind::kCoordinator;
-    o.dns_names = {"localhost"};
-    o.ip_addresses = {"127.0.0.1"};
-    issueCertificate(o);
-  }
-  for (size_t k = 0; k < workers; ++k) {
-    std::string name = "worker-" + std::to_string(k);
-    if (fs::exists(pki / (name + ".key"))) continue;
-    IssueOptions o;
-    o.ca_dir = ca.string();
-    o.out_dir = pki.string();
-    o.name = name;
-    o.kind = CertKind::kWorker;
-    issueCertificate(o);
-  }
-}
-
-std::string tailOf(const fs::path& log, size_t lines) {
-  std::ifstream in(log);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) all.push_back(line);
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
-  return out;
-}
-
-class Progress {
- public:
-  explicit Progress(uint64_t total) : total_(total), tty_(isatty(STDOUT_FILENO)) {}
-  void update(const nlohmann::json& record) {
-    uint64_t round = record.at("round").get<uint64_t>();
-    double metric = record.at("metric").get<double>();
-    double seconds = record.at("seconds").get<double>();
-    constexpr int kWidth = 30;
-    int filled = total_ ? static_cast<int>(kWidth * round / total_) : 0;
-    char line[200];
-    std::snprintf(line, sizeof line, "  [%s%s] round %3llu/%llu  %.1f s/round  val acc of z_%llu %5.1f%%",
-                  std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
-                  static_cast<unsigned long long>(round), static_cast<unsigned long long>(total_), seconds,
-                  static_cast<unsigned long long>(round - 1), metric >= 0 ? 100 * metric : 0.0);
-    std::cout << (tty_ ? "\r" : "") << line << (tty_ ? "" : "\n") << std::flush;
-  }
-  void done() {
-    if (tty_) std::cout << "\n";
-  }
-
- private:
-  uint64_t total_;
-  bool tty_;
-};
-
 int runDemo(const std::string& configs, const fs::path& work) {
   auto start = Clock::now();
   DemoPlan plan = readPlan(configs + "/demo.json");
-  std::string coordinator_config = configs + "/coordinator.json";
-  auto coord = coordinator::loadCoordinatorConfig(coordinator_config, work.string());
-  std::vector<std::string> worker_configs;
-  std::vector<worker::WorkerConfig> workers;
-  for (size_t k = 0; k < plan.workers; ++k) {
-    worker_configs.push_back(configs + "/worker-" + std::to_string(k) + ".json");
-    workers.push_back(worker::loadWorkerConfig(worker_configs.back(), work.string()));
-  }
-  if (coord.rounds.max_rounds == 0) throw std::runtime_error(coordinator_config + ": the demo needs rounds.max > 0");
+  LocalFederationOptions options;
+  options.work_dir = work.string();
+  options.coordinator_file = configs + "/coordinator.json";
+  for (size_t k = 0; k < plan.workers; ++k) options.worker_files.push_back(configs + "/worker-" + std::to_string(k) + ".json");
+  LocalFederation federation(std::move(options));
+  const auto& coord = federation.coordinatorConfig();
+  const auto& workers = federation.workerConfigs();
 
   std::cout << "== Tapestry demo: " << plan.workers << " workers, " << coordinator::algorithmName(coord.algorithm)
             << ", " << coord.rounds.max_rounds << " rounds x " << coord.local_steps << " local steps, work dir "
@@ -151,7 +83,7 @@ int runDemo(const std::string& configs, const fs::path& work) {
   fs::create_directories(work / "logs");
 
   std::cout << "-- certificates (consortium CA, coordinator, workers) in " << (work / "pki").string() << "\n";
-  ensureCertificates(work / "pki", plan.workers);
+  ensureLocalCertificates((work / "pki").string(), plan.workers);
 
   std::ostringstream alpha;
   alpha << plan.alpha;
@@ -164,58 +96,17 @@ int runDemo(const std::string& configs, const fs::path& work) {
   if (plan.limit) part.insert(part.end(), {"--limit", std::to_string(plan.limit)});
   if (int rc = worker::runPartitionCommand(part); rc != 0) return rc;
 
-  std::string bin = executableDir();
-  fs::path logs = work / "logs";
-  std::cout << "-- starting the coordinator and " << plan.workers << " workers (logs in " << logs.string() << ")\n";
-  fs::remove(coord.port_file);
-  ChildProcess coordinator = ChildProcess::spawn(
-      {bin + "/tapestry-coordinator", "--config", coordinator_config, "--workdir", work.string()},
-      (logs / "coordinator.log").string());
-  while (!fs::exists(coord.port_file)) {
-    if (auto rc = coordinator.wait(std::chrono::milliseconds(50)))
-      throw std::runtime_error("the coordinator exited with code " + std::to_string(*rc) + ":\n" +
-                               tailOf(logs / "coordinator.log", 15));
-  }
-  std::vector<ChildProcess> children;
-  for (size_t k = 0; k < plan.workers; ++k)
-    children.push_back(ChildProcess::spawn(
-        {bin + "/tapestry-worker", "--config", worker_configs[k], "--workdir", work.string()},
-        (logs / (workers[k].name + ".log")).string()));
+  std::cout << "-- starting the coordinator and " << plan.workers << " workers (logs in " << federation.logDir()
+            << ")\n";
+  auto remaining = plan.timeout - std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start);
+  if (remaining.count() <= 0) throw std::runtime_error("the federation did not finish within timeout_s");
+  federation.setTimeout(remaining);
+  RoundProgress progress(coord.rounds.max_rounds);
+  LocalFederationResult run = federation.run([&](const RoundLogEntry& r) { progress.update(r); });
+  progress.done();
+  double federation_seconds = run.seconds;
 
-  Progress progress(coord.rounds.max_rounds);
-  fs::path round_log = fs::path(coord.state_dir) / "rounds.jsonl";
-  size_t shown = 0;
-  auto federation_start = Clock::now();
-  for (;;) {
-    std::ifstream in(round_log);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    for (; shown < lines.size(); ++shown) progress.update(nlohmann::json::parse(lines[shown]));
-    if (auto rc = coordinator.wait(std::chrono::milliseconds(200))) {
-      progress.done();
-      if (*rc != 0)
-        throw std::runtime_error("the coordinator exited with code " + std::to_string(*rc) + ":\n" +
-                                 tailOf(logs / "coordinator.log", 15));
-      break;
-    }
-    for (size_t k = 0; k < children.size(); ++k) {
-      if (children[k].running()) continue;
-      auto rc = children[k].wait(std::chrono::milliseconds(0));
-      if (rc && *rc != 0)
-        throw std::runtime_error(workers[k].name + " exited with code " + std::to_string(*rc) + ":\n" +
-                                 tailOf(logs / (workers[k].name + ".log"), 15));
-    }
-    if (Clock::now() - start > plan.timeout)
-      throw std::runtime_error("the federation did not finish within timeout_s; see the logs in " + logs.string());
-  }
-  for (size_t k = 0; k < children.size(); ++k) {
-    auto rc = children[k].wait(std::chrono::seconds(30));
-    if (!rc || *rc != 0)
-      throw std::runtime_error(workers[k].name + " did not finish cleanly; see " + (logs / (workers[k].name + ".log")).string());
-  }
-  double federation_seconds = std::chrono::duration<double>(Clock::now() - federation_start).count();
-
-  std::string checkpoint = coordinator::checkpointPath(coord.state_dir);
+  std::string checkpoint = run.coordinator_checkpoint;
   ConsensusFile consensus = readConsensusFile(checkpoint);
   worker::ImageDataset test = worker::loadFashionMnist(plan.data_dir, false);
   if (plan.test_limit && plan.test_limit < test.size()) {

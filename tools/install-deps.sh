@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Tapestry needs, only those that are missing.
+# libopenblas0-serial replaces the reference BLAS behind Debian's LibTorch
+# (through the libblas.so.3 alternative): local training steps run 2x (CNN)
+# to 7x (transformer) faster on one core; serial, because the workers already
+# parallelise by process and by LibTorch's own threads.
 set -euo pipefail
 
 packages=(
@@ -7,7 +11,10 @@ packages=(
   libtorch-dev libboost-dev libssl-dev zlib1g-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas0-serial
   dataset-fashion-mnist
+  fortunes fortunes-de fortunes-es fortunes-it fortunes-pl fortunes-ru
+  openssl
 )
 
 missing=()

@@ -81,12 +81,10 @@ class SyncClient::Impl : public common::net::FrameHandler {
     return e;
   }
 
-  void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
-            uint32_t chunk_elements) {
-    asio::post(io_, [this, push = std::move(push), values, dtype, chunk_elements]() mutable {
+  void push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
+            std::shared_ptr<const std::vector<float>> values) {
+    asio::post(io_, [this, push = std::move(push), payload, values]() mutable {
       if (!connection_ || !connection_->open()) return;
-      auto payload = std::make_shared<common::EncodedPayload>(
-          common::EncodedPayload::encode(dtype, values->data(), values->size(), chunk_elements));
       *push.mutable_payload() = payload->header();
       proto::WorkerMessage m;
       *m.mutable_push() = std::move(push);
@@ -332,7 +330,14 @@ ClientEvent SyncClient::next() { return impl_->next(); }
 
 void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
                       uint32_t chunk_elements) {
-  impl_->push(std::move(push), std::move(values), dtype, chunk_elements);
+  auto payload = std::make_shared<const common::EncodedPayload>(
+      common::EncodedPayload::encode(dtype, values->data(), values->size(), chunk_elements));
+  impl_->push(std::move(push), std::move(payload), std::move(values));
+}
+
+void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
+                      std::shared_ptr<const std::vector<float>> values) {
+  impl_->push(std::move(push), std::move(payload), std::move(values));
 }
 
 void SyncClient::goodbye(const std::string& reason) { impl_->goodbye(reason); }

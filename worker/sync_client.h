@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/net/tls.h"
+#include "common/payload.h"
 #include "proto/tapestry.pb.h"
 
 namespace tapestry::worker {
@@ -53,6 +54,10 @@ class SyncClient {
   // Sends a push of `values` (kept alive until written) in `dtype`.
   void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
             uint32_t chunk_elements);
+  // Sends an already encoded payload; `values` (may be null) is kept alive
+  // with it, for an FP32 payload that points into them.
+  void push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
+            std::shared_ptr<const std::vector<float>> values);
   void goodbye(const std::string& reason);
   uint64_t bytesSent() const;
   uint64_t bytesReceived() const;

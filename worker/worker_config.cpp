@@ -49,11 +49,23 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
   }
   c.state_dir = r.path("state_dir", base);
   c.audit_dir = r.optionalPath("audit_dir", base, "");
+  if (r.has("transfer")) {
+    ConfigReader t = r.child("transfer");
+    try {
+      c.transfer.dtype = parseEncoding(t.optional<std::string>("encoding", "fp32"));
+    } catch (const std::invalid_argument& e) {
+      t.fail("encoding", e.what());
+    }
+    c.transfer.block_elements = t.optional<uint32_t>("block_elements", c.transfer.block_elements);
+    if (c.transfer.block_elements == 0 || c.transfer.block_elements > common::kMaxBlockElements)
+      t.fail("block_elements", "must be between 1 and " + std::to_string(common::kMaxBlockElements) +
+                                   " and divide the coordinator's chunk_elements (256 is a good choice)");
+    c.transfer.error_feedback = t.optional<bool>("error_feedback", c.transfer.error_feedback);
+    t.finish();
+  }
   {
-    ConfigReader model = r.child("model");
-    (void)model.optional<std::string>("name", "");
-    (void)model.optional<int64_t>("hidden", 0);
-    model.finish();
+    ConfigReader model = r.child("model");  // marks the key used; ModelSpec::fromJson checks its fields
+    (void)model;
     try {
       c.model = ModelSpec::fromJson(json.at("model"));
     } catch (const std::exception& e) {
@@ -62,10 +74,26 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
   }
   if (r.has("train")) {
     ConfigReader t = r.child("train");
+    try {
+      c.train.optimizer = parseInnerOptimizer(t.optional<std::string>("optimizer", "sgd"));
+    } catch (const std::invalid_argument& e) {
+      t.fail("optimizer", e.what());
+    }
+    const bool adamw = c.train.optimizer == InnerOptimizer::kAdamW;
+    if (adamw) c.train.lr = 1e-3;
     c.train.lr = t.optional<double>("lr", c.train.lr);
     if (!(c.train.lr > 0)) t.fail("lr", "must be > 0");
-    c.train.momentum = t.optional<double>("momentum", c.train.momentum);
-    if (c.train.momentum < 0 || c.train.momentum >= 1) t.fail("momentum", "must be in [0, 1)");
+    if (adamw) {
+      c.train.beta1 = t.optional<double>("beta1", c.train.beta1);
+      c.train.beta2 = t.optional<double>("beta2", c.train.beta2);
+      c.train.epsilon = t.optional<double>("epsilon", c.train.epsilon);
+      if (c.train.beta1 < 0 || c.train.beta1 >= 1) t.fail("beta1", "must be in [0, 1)");
+      if (c.train.beta2 < 0 || c.train.beta2 >= 1) t.fail("beta2", "must be in [0, 1)");
+      if (!(c.train.epsilon > 0)) t.fail("epsilon", "must be > 0");
+    } else {
+      c.train.momentum = t.optional<double>("momentum", c.train.momentum);
+      if (c.train.momentum < 0 || c.train.momentum >= 1) t.fail("momentum", "must be in [0, 1)");
+    }
     c.train.weight_decay = t.optional<double>("weight_decay", c.train.weight_decay);
     if (c.train.weight_decay < 0) t.fail("weight_decay", "must be >= 0");
     c.train.batch_size = t.optional<int64_t>("batch_size", c.train.batch_size);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 
+#include "worker/compressed_push.h"
 #include "worker/ml/model.h"
 #include "worker/ml/trainer.h"
 #include "worker/sync_client.h"
@@ -19,6 +20,7 @@ struct WorkerConfig {
   std::string audit_dir;    // optional: a copy of every vector sent
   ModelSpec model;
   TrainSettings train;
+  TransferSettings transfer;  // how pushes are encoded (fp32, or a compressed delta)
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds give_up_after{0};  // 0: keep retrying forever

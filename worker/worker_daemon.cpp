@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <iomanip>
 #include <limits>
+#include <sstream>
 #include <thread>
 
 #include "common/checkpoint.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "worker/consensus_rule.h"
 #include "worker/ml/dataset.h"
 #include "worker/sync_client.h"
 #include "worker/worker_state.h"
@@ -132,6 +134,13 @@ class WorkerDaemon::Impl {
     }
     state_.federation_id = welcome.federation_id();
     chunk_elements_ = welcome.chunk_elements();
+    algorithm_ = welcome.algorithm();
+    if (config_.transfer.dtype == proto::DTYPE_INT8_BLOCK && chunk_elements_ % config_.transfer.block_elements != 0) {
+      LOG_ERROR("transfer.block_elements " << config_.transfer.block_elements
+                                           << " does not divide the federation's chunk of " << chunk_elements_
+                                           << " elements; pick a divisor such as 256");
+      return false;
+    }
     return true;
   }
 
@@ -157,42 +166,61 @@ class WorkerDaemon::Impl {
     auto round = static_cast<int64_t>(e.round);
     audit(*e.consensus, "received-round-" + std::to_string(round));
     if (state_.trained_round == round) {
-      if (pushed_round_ != round) push(client, round, std::numeric_limits<double>::quiet_NaN(), 0);
+      if (pushed_round_ != round) push(client, round, std::numeric_limits<double>::quiet_NaN(), 0, *e.consensus);
       return;
     }
     auto start = std::chrono::steady_clock::now();
     const float* z = e.consensus->data();
     double metric = shard_.val.size() ? trainer_->evaluateParameters(z, shard_.val) : std::nan("");
-    bool reset = welcome.algorithm() == proto::ALGORITHM_FEDAVG || welcome.algorithm() == proto::ALGORITHM_FEDPROX;
-    if (reset) trainer_->setParameters(z);
-    double rho = welcome.algorithm() == proto::ALGORITHM_FEDAVG ? 0.0 : welcome.rho();
-    double loss = trainer_->train(welcome.local_steps(), rho > 0 ? z : nullptr, rho);
+    // The residual of the last push is now owed to this round's delta.
+    if (!pending_residual_.empty()) state_.residual = std::move(pending_residual_);
+    pending_residual_.clear();
+    std::vector<float> w(parameter_count_);
+    trainer_->parameters(w.data());
+    LocalRound local = beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0);
+    if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
+    double loss = trainer_->train(welcome.local_steps(), local.rho > 0 ? local.target.data() : nullptr, local.rho);
     state_.trainer = trainer_->state();
     state_.trained_round = round;
     saveWorkerState(state_, config_.state_dir);
-    push(client, round, metric, shard_.val.size());
+    push(client, round, metric, shard_.val.size(), *e.consensus);
     LOG_INFO("round " << round + 1 << ": " << welcome.local_steps() << " local steps in " << std::fixed
                       << std::setprecision(2) << secondsSince(start) << " s, loss " << std::setprecision(4) << loss
-                      << ", consensus val accuracy " << std::setprecision(2) << 100.0 * metric << "%");
+                      << ", consensus val " << describeMetric(metric));
   }
 
-  void push(SyncClient& client, int64_t round, double metric, uint64_t metric_samples) {
-    auto values = currentParameters();
+  // "accuracy 86.40%" or "bits_per_byte 2.315".
+  std::string describeMetric(double metric) const {
+    std::ostringstream out;
+    out << metricName(config_.model) << " " << std::fixed;
+    if (higherIsBetter(config_.model)) out << std::setprecision(2) << 100.0 * metric << "%";
+    else out << std::setprecision(3) << metric;
+    return out.str();
+  }
+
+  void push(SyncClient& client, int64_t round, double metric, uint64_t metric_samples, const std::vector<float>& z) {
+    std::vector<float> w(parameter_count_);
+    trainer_->parameters(w.data());
+    OutgoingPush out = encodePush(outgoingVector(algorithm_, w, state_.dual), z, state_.residual, config_.transfer,
+                                  chunk_elements_);
     proto::PushFromWorker p;
     p.set_round(static_cast<uint64_t>(round));
     p.set_sample_count(shard_.train.size());
     p.set_metric(metric);
     p.set_metric_samples(metric_samples);
-    audit(*values, "push-round-" + std::to_string(round));
-    client.push(std::move(p), values, proto::DTYPE_FP32, chunk_elements_);
+    p.set_delta(out.delta);
+    audit(*out.values, "push-round-" + std::to_string(round), out.delta);
+    client.push(std::move(p), out.payload, out.values);
+    pending_residual_ = std::move(out.residual);
     pushed_round_ = round;
   }
 
-  void audit(const std::vector<float>& values, const std::string& tag) {
+  // delta: `values` is the x - z_r (+ residual) that was encoded, not x.
+  void audit(const std::vector<float>& values, const std::string& tag, bool delta = false) {
     if (config_.audit_dir.empty()) return;
     std::filesystem::create_directories(config_.audit_dir);
     common::CheckpointWriter writer;
-    writer.setMetadata(nlohmann::json({{"kind", "tapestry-push"}, {"tag", tag}, {"sample_count", shard_.train.size()}})
+    writer.setMetadata(nlohmann::json({{"kind", "tapestry-push"}, {"tag", tag}, {"sample_count", shard_.train.size()}, {"delta", delta}})
                            .dump());
     writer.addSection("vector", values.data(), values.size() * sizeof(float));
     writer.commit(config_.audit_dir + "/" + tag + ".ckpt");
@@ -209,10 +237,9 @@ class WorkerDaemon::Impl {
     writer.addSection("consensus", e.consensus->data(), e.consensus->size() * sizeof(float));
     std::string path = config_.state_dir + "/consensus.ckpt";
     writer.commit(path);
-    double accuracy = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
-    LOG_INFO("federation finished at round " << e.round << "; final consensus saved to " << path
-                                             << " (val accuracy " << std::fixed << std::setprecision(2)
-                                             << 100.0 * accuracy << "%)");
+    double metric = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
+    LOG_INFO("federation finished at round " << e.round << "; final consensus saved to " << path << " (val "
+                                             << describeMetric(metric) << ")");
     client.goodbye("finished");
   }
 
@@ -225,6 +252,8 @@ class WorkerDaemon::Impl {
   std::unique_ptr<Trainer> trainer_;
   uint32_t chunk_elements_ = 1u << 20;
   int64_t pushed_round_ = -1;
+  proto::Algorithm algorithm_ = proto::ALGORITHM_FEDPROX;
+  std::vector<float> pending_residual_;  // error feedback of the last push, owed to the next round
   bool finished_ = false;
 };
 

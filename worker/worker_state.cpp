@@ -19,11 +19,16 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
                          {"fingerprint", s.fingerprint},
                          {"trained_round", s.trained_round},
                          {"epoch", s.trainer.epoch},
-                         {"position", s.trainer.position}};
+                         {"position", s.trainer.position},
+                         {"optimizer_steps", s.trainer.optimizer_steps}};
   common::CheckpointWriter writer;
   writer.setMetadata(meta.dump());
   writer.addSection("parameters", s.trainer.parameters.data(), s.trainer.parameters.size() * sizeof(float));
   writer.addSection("momentum", s.trainer.momentum.data(), s.trainer.momentum.size() * sizeof(float));
+  writer.addSection("second_moment", s.trainer.second_moment.data(),
+                    s.trainer.second_moment.size() * sizeof(float));
+  writer.addSection("dual", s.dual.data(), s.dual.size() * sizeof(float));
+  writer.addSection("residual", s.residual.data(), s.residual.size() * sizeof(float));
   writer.commit(statePath(state_dir));
 }
 
@@ -42,6 +47,16 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     s.trainer.position = meta.at("position").get<uint64_t>();
     s.trainer.parameters = ckpt->sectionAs<float>("parameters");
     s.trainer.momentum = ckpt->sectionAs<float>("momentum");
+    s.trainer.optimizer_steps = meta.value("optimizer_steps", uint64_t{0});
+    // Sections added after the first release; a state without them has none.
+    if (ckpt->sections.count("second_moment")) s.trainer.second_moment = ckpt->sectionAs<float>("second_moment");
+    if (ckpt->sections.count("dual")) s.dual = ckpt->sectionAs<float>("dual");
+    if (ckpt->sections.count("residual")) s.residual = ckpt->sectionAs<float>("residual");
+    if (!s.residual.empty() && s.residual.size() != s.trainer.parameters.size())
+      throw std::runtime_error("its error-feedback residual has the wrong size");
+    if (!s.dual.empty() && s.dual.size() != s.trainer.parameters.size())
+      throw std::runtime_error("its ADMM dual has " + std::to_string(s.dual.size()) + " values for " +
+                               std::to_string(s.trainer.parameters.size()) + " parameters");
   } catch (const std::exception& e) {
     throw std::runtime_error("worker state '" + statePath(state_dir) + "' is unreadable: " + e.what() +
                              "; restore it from a backup or remove it to start this worker afresh");

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "worker/ml/trainer.h"
 
@@ -16,6 +17,8 @@ struct WorkerState {
   std::string fingerprint;
   int64_t trained_round = -1;  // parameters are the result of training on z_trained_round
   TrainerState trainer;
+  std::vector<float> dual;      // ADMM's scaled dual u (empty for other algorithms); never sent
+  std::vector<float> residual;  // error feedback owed to the next compressed push (empty: none)
 };
 
 void saveWorkerState(const WorkerState& state, const std::string& state_dir);

@@ -1,3 +1,4 @@
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <openssl/ssl.h>
@@ -61,7 +62,15 @@ void Connection::readHeader() {
 }
 
 void Connection::readBody() {
+  if (closed_) return;
   asio::mutable_buffer target;
+  if (current_.type == FrameType::kChunk) {
+    std::weak_ptr<Connection> weak = weak_from_this();
+    auto resume = [weak] {
+      if (auto self = weak.lock()) asio::post(self->stream_.get_executor(), [self] { self->readBody(); });
+    };
+    if (handler_->deferChunk(current_.length, std::move(resume))) return;
+  }
   if (current_.type == FrameType::kControl) {
     control_in_.resize(current_.length);
     target = asio::buffer(control_in_.data(), control_in_.size());

@@ -8,6 +8,7 @@
 // destroy it there.
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,14 @@ class FrameHandler {
   // buffer must hold `length` bytes until onChunk(). nullptr rejects it and
   // closes the session with kMalformedFrame.
   virtual uint8_t* chunkBuffer(size_t length) = 0;
+  // Asked before chunkBuffer: true pauses reading this connection (its peer
+  // is then held back by TCP) until the handler calls `resume` on the io
+  // thread, which asks again. For receivers with a bounded buffer pool.
+  virtual bool deferChunk(size_t length, std::function<void()> resume) {
+    (void)length;
+    (void)resume;
+    return false;
+  }
   virtual void onChunk(const uint8_t* data, size_t length) = 0;
   virtual void onClosed(std::error_code ec) = 0;
 };

@@ -9,6 +9,34 @@
 
 namespace tapestry::coordinator {
 
+ServerOptimizerKind parseServerOptimizer(const std::string& name) {
+  if (name == "plain") return ServerOptimizerKind::kPlain;
+  if (name == "nesterov") return ServerOptimizerKind::kNesterov;
+  if (name == "adam") return ServerOptimizerKind::kAdam;
+  throw std::invalid_argument("unknown server optimizer \"" + name + "\"; choose plain, nesterov or adam");
+}
+
+const char* serverOptimizerName(ServerOptimizerKind kind) {
+  switch (kind) {
+    case ServerOptimizerKind::kPlain: return "plain";
+    case ServerOptimizerKind::kNesterov: return "nesterov";
+    case ServerOptimizerKind::kAdam: return "adam";
+  }
+  return "unknown";
+}
+
+void Aggregator::finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus,
+                          float* momentum) {
+  if (settings.kind == ServerOptimizerKind::kAdam) {
+    throw std::invalid_argument(
+        "Aggregator::finalize: the adam server optimizer needs a second moment and a step count; call the "
+        "overload that takes a ServerOptimizerState");
+  }
+  ServerOptimizerState state;
+  state.momentum = momentum;
+  finalize(total_weight, settings, consensus, state);
+}
+
 std::unique_ptr<Aggregator> makeAggregator(AggregatorDevice device, unsigned cpu_threads) {
   switch (device) {
     case AggregatorDevice::kCpu:
@@ -44,6 +72,19 @@ std::string cudaUnavailableReason() {
   return reason;
 #else
   return "built without nvcc";
+#endif
+}
+
+double cudaDeviceCopySeconds(size_t bytes, unsigned repeats) {
+  const std::string reason = cudaUnavailableReason();
+  if (!reason.empty())
+    throw std::runtime_error("cannot measure the device copy ceiling: CUDA is unavailable (" + reason + ")");
+#ifdef TAPESTRY_HAVE_CUDA
+  return cudaCopySeconds(bytes, repeats);
+#else
+  (void)bytes;
+  (void)repeats;
+  return 0.0;
 #endif
 }
 

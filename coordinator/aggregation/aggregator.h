@@ -7,18 +7,42 @@
 // with nvcc and a GPU is present). Callers get one from makeAggregator() and
 // never name a backend type.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <system_error>
+
+#include "coordinator/aggregation/encoded_chunk.h"
 
 namespace tapestry::coordinator {
 
-enum class ServerOptimizerKind { kPlain, kNesterov };
+enum class ServerOptimizerKind { kPlain, kNesterov, kAdam };
 
+// lr is the outer learning rate of nesterov and adam. Suggested values:
+// nesterov lr 0.7, momentum 0.9 (DiLoCo); adam lr 0.01, beta1 0.9, beta2 0.99,
+// epsilon (the paper's tau) 1e-3 (Reddi et al. 2021).
 struct ServerOptimizerSettings {
   ServerOptimizerKind kind = ServerOptimizerKind::kPlain;
-  float lr = 1.0f;        // outer learning rate (nesterov)
-  float momentum = 0.9f;  // outer momentum (nesterov)
+  float lr = 1.0f;
+  float momentum = 0.9f;  // nesterov
+  float beta1 = 0.9f;     // adam: first-moment decay
+  float beta2 = 0.99f;    // adam: second-moment decay
+  float epsilon = 1e-3f;  // adam: tau, added to sqrt(v̂)
 };
+
+// Host arrays of `elements` floats carried from round to round by the caller.
+// momentum: nesterov's velocity and adam's first moment; second_moment: adam's
+// v. step is the 1-based index of the update being applied (adam's bias
+// correction); the caller increments it after each finalize.
+struct ServerOptimizerState {
+  float* momentum = nullptr;
+  float* second_moment = nullptr;
+  uint64_t step = 0;
+};
+
+// "plain" | "nesterov" | "adam"; throws std::invalid_argument listing them.
+ServerOptimizerKind parseServerOptimizer(const std::string& name);
+const char* serverOptimizerName(ServerOptimizerKind kind);
 
 enum class AggregatorDevice { kAuto, kCpu, kCuda };
 
@@ -34,11 +58,25 @@ class Aggregator {
   // may be reused by the caller as soon as this returns.
   virtual void accumulate(size_t offset, const float* src, size_t count, float weight) = 0;
 
+  // The same for `count` elements encoded as `dtype` in `bytes`
+  // (encodedByteCount(dtype, count, block_elements) bytes, blocks starting at
+  // bytes[0]; block_elements only matters for kInt8Block), decoded inside the
+  // kernel. Every value is checked before any is folded: on NaN/Inf (or an
+  // int8 scale that is not finite) it returns common::Errc::kNonFinite and
+  // the sum is untouched. The CRC and size are the caller's to verify first
+  // (common::verifyChunk). Misuse (range, null, weight, block size) throws.
+  virtual std::error_code accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count,
+                                            float weight, uint32_t block_elements) = 0;
+
   // mean = sum / total_weight, then the server update on host arrays of
-  // `elements` floats: consensus (in: z_r, out: z_{r+1}) and momentum (in/out;
-  // may be null for kPlain). Clears the sum for the next round.
+  // `elements` floats: consensus (in: z_r, out: z_{r+1}) and the optimizer
+  // state (in/out; see ServerOptimizerState). Clears the sum for the next round.
   virtual void finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus,
-                        float* momentum) = 0;
+                        const ServerOptimizerState& state) = 0;
+
+  // Plain and nesterov only (momentum may be null for plain); adam throws
+  // std::invalid_argument here because it needs a second moment and a step.
+  void finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus, float* momentum);
 };
 
 // kAuto picks CUDA when this build has it and a device is present, else CPU.
@@ -50,5 +88,10 @@ std::unique_ptr<Aggregator> makeAggregator(AggregatorDevice device, unsigned cpu
 bool cudaAggregatorAvailable();
 // Why CUDA is unavailable ("built without nvcc", "no CUDA device: ..."); empty if available.
 std::string cudaUnavailableReason();
+
+// Benchmark ceiling: seconds that `repeats` device-to-device copies of
+// `bytes` take on the current CUDA device. Throws std::runtime_error (with
+// cudaUnavailableReason()) when CUDA is unavailable.
+double cudaDeviceCopySeconds(size_t bytes, unsigned repeats);
 
 }  // namespace tapestry::coordinator

@@ -2,6 +2,7 @@
 // Double-precision reference for the aggregation tests: seeded contributions
 // from K workers, the weighted mean and the server update computed in double.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -65,6 +66,21 @@ inline void referenceUpdate(const ServerOptimizerSettings& settings, const std::
     const double delta = consensus[i] - mean[i];
     momentum[i] = double(settings.momentum) * momentum[i] + delta;
     consensus[i] -= double(settings.lr) * (delta + double(settings.momentum) * momentum[i]);
+  }
+}
+
+// The documented adam update, in double, for the 1-based step `step`.
+inline void referenceAdamUpdate(const ServerOptimizerSettings& settings, const std::vector<double>& mean,
+                                std::vector<double>& consensus, std::vector<double>& first, std::vector<double>& second,
+                                uint64_t step) {
+  const double b1 = settings.beta1, b2 = settings.beta2;
+  const double c1 = 1.0 / (1.0 - std::pow(b1, double(step)));
+  const double c2 = 1.0 / (1.0 - std::pow(b2, double(step)));
+  for (size_t i = 0; i < mean.size(); ++i) {
+    const double g = consensus[i] - mean[i];
+    first[i] = b1 * first[i] + (1.0 - b1) * g;
+    second[i] = b2 * second[i] + (1.0 - b2) * g * g;
+    consensus[i] -= double(settings.lr) * (first[i] * c1 / (std::sqrt(second[i] * c2) + double(settings.epsilon)));
   }
 }
 

@@ -81,15 +81,19 @@ TEST(ThreadPool, RethrowsAPartsExceptionAfterAllPartsFinish) {
 
 TEST(ServerUpdateRange, TouchesOnlyItsRange) {
   const std::vector<float> sum = {2, 4, 6, 8, 10, 12};
-  for (ServerOptimizerKind kind : {ServerOptimizerKind::kPlain, ServerOptimizerKind::kNesterov}) {
+  for (ServerOptimizerKind kind :
+       {ServerOptimizerKind::kPlain, ServerOptimizerKind::kNesterov, ServerOptimizerKind::kAdam}) {
     ServerOptimizerSettings settings;
     settings.kind = kind;
     std::vector<float> consensus(6, 1.0f);
     std::vector<float> momentum(6, 0.0f);
-    serverUpdateRange(settings, sum.data(), 0.5, consensus.data(), momentum.data(), 2, 5);
+    std::vector<float> second(6, 0.0f);
+    const ServerOptimizerState state{momentum.data(), second.data(), 1};
+    serverUpdateRange(settings, sum.data(), 0.5, consensus.data(), state, 2, 5);
     for (size_t i : {size_t{0}, size_t{1}, size_t{5}}) {
       EXPECT_EQ(consensus[i], 1.0f) << i;
       EXPECT_EQ(momentum[i], 0.0f) << i;
+      EXPECT_EQ(second[i], 0.0f) << i;
     }
     for (size_t i = 2; i < 5; ++i) EXPECT_NE(consensus[i], 1.0f) << i;
   }
@@ -103,7 +107,7 @@ TEST(ServerUpdateRange, NesterovWithZeroLearningRateOnlyMovesMomentum) {
   const std::vector<float> sum = {3, -3};
   std::vector<float> consensus = {1, 1};
   std::vector<float> momentum = {2, 2};
-  serverUpdateRange(settings, sum.data(), 1.0, consensus.data(), momentum.data(), 0, 2);
+  serverUpdateRange(settings, sum.data(), 1.0, consensus.data(), ServerOptimizerState{momentum.data()}, 0, 2);
   EXPECT_EQ(consensus, (std::vector<float>{1, 1}));
   EXPECT_EQ(momentum, (std::vector<float>{1 + (1 - 3), 1 + (1 + 3)}));
 }

@@ -35,7 +35,7 @@ TEST(Payload, SizesAndChunkArithmetic) {
   EXPECT_EQ(bytesPerElement(proto::DTYPE_FP32), 4u);
   EXPECT_EQ(bytesPerElement(proto::DTYPE_BF16), 2u);
   EXPECT_EQ(bytesPerElement(proto::DTYPE_FP16), 2u);
-  EXPECT_EQ(bytesPerElement(proto::DTYPE_INT8_BLOCK), 0u);
+  EXPECT_EQ(bytesPerElement(proto::DTYPE_INT8_BLOCK), 1u);
   EXPECT_EQ(bytesPerElement(proto::DTYPE_UNSPECIFIED), 0u);
   EXPECT_EQ(chunkCount(0, 4), 0u);
   EXPECT_EQ(chunkCount(8, 4), 2u);
@@ -207,7 +207,7 @@ TEST(Payload, ValidateHeaderRejectsBadFields) {
   h.mutable_chunk_crc32c()->RemoveLast();
   EXPECT_EQ(validatePayloadHeader(h, 1000), Errc::kShapeMismatch);
 
-  for (DType dtype : {proto::DTYPE_INT8_BLOCK, proto::DTYPE_UNSPECIFIED, static_cast<DType>(99)}) {
+  for (DType dtype : {proto::DTYPE_UNSPECIFIED, static_cast<DType>(99)}) {
     h = validHeader();
     h.set_dtype(dtype);
     EXPECT_EQ(validatePayloadHeader(h, 1000), Errc::kUnsupportedDtype) << int(dtype);
@@ -222,11 +222,11 @@ TEST(Payload, ValidateHeaderRejectsBadFields) {
 
 TEST(Payload, EncodeRejectsMisuse) {
   const float v = 1.0f;
-  EXPECT_THROW(EncodedPayload::encode(proto::DTYPE_INT8_BLOCK, &v, 1), std::invalid_argument);
+  EXPECT_THROW(EncodedPayload::encode(proto::DTYPE_UNSPECIFIED, &v, 1), std::invalid_argument);
   EXPECT_THROW(EncodedPayload::encode(proto::DTYPE_FP32, &v, 1, 0), std::invalid_argument);
   EXPECT_THROW(EncodedPayload::encode(proto::DTYPE_FP32, &v, 1, kMaxChunkElements + 1), std::invalid_argument);
   proto::PayloadHeader h = validHeader();
-  h.set_dtype(proto::DTYPE_INT8_BLOCK);
+  h.set_dtype(proto::DTYPE_UNSPECIFIED);
   float out[300];
   uint8_t bytes[600] = {};
   EXPECT_EQ(decodeChunk(h, 0, bytes, 600, out), Errc::kUnsupportedDtype);

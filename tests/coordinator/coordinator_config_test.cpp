@@ -184,5 +184,47 @@ TEST_F(CoordinatorConfigTest, UnreadableFilesAreConfigErrors) {
   EXPECT_THROW(loadCoordinatorConfig(dir_ + "/broken.json"), common::ConfigError);
 }
 
+TEST_F(CoordinatorConfigTest, AdmmAndServerAdam) {
+  json j = minimal();
+  j["algorithm"] = {{"name", "admm"}, {"rho", 0.05}};
+  j["server_optimizer"] = {{"name", "adam"}};
+  CoordinatorConfig c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.algorithm, Algorithm::kAdmm);
+  EXPECT_STREQ(algorithmName(c.algorithm), "admm");
+  EXPECT_DOUBLE_EQ(c.rho, 0.05);
+  EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kAdam);
+  EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.01f) << "FedAdam's default server learning rate";
+  EXPECT_FLOAT_EQ(c.server_optimizer.beta1, 0.9f);
+  EXPECT_FLOAT_EQ(c.server_optimizer.beta2, 0.99f);
+  EXPECT_FLOAT_EQ(c.server_optimizer.epsilon, 1e-3f);
+
+  j["server_optimizer"] = {{"name", "adam"}, {"lr", 0.03}, {"beta2", 0.999}, {"epsilon", 1e-4}};
+  c = loadCoordinatorConfig(write(j));
+  EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.03f);
+  EXPECT_FLOAT_EQ(c.server_optimizer.beta2, 0.999f);
+  EXPECT_FLOAT_EQ(c.server_optimizer.epsilon, 1e-4f);
+}
+
+TEST_F(CoordinatorConfigTest, AdmmAndAdamMistakesNameTheField) {
+  json j = minimal();
+  j["algorithm"] = {{"name", "admm"}, {"rho", 0}};
+  expectFieldError(j, "algorithm.rho");
+  j = minimal();
+  j["algorithm"] = {{"name", "scaffold"}};
+  EXPECT_NE(errorFor(j).find("admm"), std::string::npos) << "the message lists the algorithms";
+  j = minimal();
+  j["server_optimizer"] = {{"name", "adam"}, {"beta1", 1.0}};
+  expectFieldError(j, "server_optimizer.beta1");
+  j = minimal();
+  j["server_optimizer"] = {{"name", "adam"}, {"epsilon", 0}};
+  expectFieldError(j, "server_optimizer.epsilon");
+  j = minimal();
+  j["server_optimizer"] = {{"name", "adam"}, {"momentum", 0.9}};
+  expectFieldError(j, "server_optimizer.momentum");  // adam has beta1, not momentum
+  j = minimal();
+  j["server_optimizer"] = {{"name", "adagrad"}};
+  expectFieldError(j, "server_optimizer.name");
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator

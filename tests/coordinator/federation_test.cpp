@@ -1,5 +1,6 @@
 // Federation on its happy paths: z_0, weighted means, the server optimizer,
 // durable state and restart, the round limit and deadline closes.
+#include <cmath>
 #include <fstream>
 #include <iterator>
 
@@ -133,6 +134,50 @@ TEST_F(FederationTest, Bf16PushesAreDecodedBeforeAveraging) {
   expectWeightedMean(*f->consensus(), {{1, xa}, {3, xb}});
 }
 
+// Compressed pushes carry x - z_r; the coordinator adds z_r back once per
+// round, so the consensus is the weighted mean of z_r + decoded delta. A
+// delta push cut short contributes z_r for its missing chunks, as a full one would.
+TEST_F(FederationTest, DeltaPushesAreAveragedAsTheVectorsTheyEncode) {
+  auto f = make(config());
+  const std::vector<float> z0 = vectorFor(1);
+  bootstrap(*f, {"a", "b", "c"}, z0);
+  auto deltaOf = [&](const std::vector<float>& x) {
+    std::vector<float> d(x.size());
+    for (size_t i = 0; i < x.size(); ++i) d[i] = x[i] - z0[i];
+    return d;
+  };
+  auto decoded = [](const common::EncodedPayload& p, size_t n) {
+    std::vector<float> out(n);
+    for (size_t c = 0; c < p.chunks(); ++c) {
+      auto [bytes, size] = p.chunk(c);
+      EXPECT_FALSE(common::decodeChunk(p.header(), c, bytes, size, out.data() + c * kChunk));
+    }
+    return out;
+  };
+  auto pushDelta = [&](const std::string& id, uint64_t samples, const std::vector<float>& x, size_t chunks) {
+    auto d = deltaOf(x);
+    auto payload = common::EncodedPayload::encode(proto::DTYPE_INT8_BLOCK, d.data(), d.size(), kChunk, 256);
+    auto header = pushHeader(0, samples, payload.header());
+    header.set_delta(true);
+    EXPECT_FALSE(f->beginPush(id, header));
+    for (size_t c = 0; c < chunks; ++c) EXPECT_FALSE(sendChunk(*f, id, payload, c));
+    return decoded(payload, d.size());
+  };
+  std::vector<float> xa = vectorFor(2, 0.1f), xb = vectorFor(3, 0.2f), xc = vectorFor(4, 0.3f);
+  auto da = pushDelta("a", 1, xa, kChunks);
+  auto db = pushDelta("b", 3, xb, kChunks);
+  auto dc = pushDelta("c", 2, xc, 1);  // leaves after its first chunk
+  f->depart("c");
+  ASSERT_TRUE(f->advance(t0_));
+  std::vector<float> ra(kParams), rb(kParams), rc(z0);
+  for (size_t i = 0; i < kParams; ++i) {
+    ra[i] = z0[i] + da[i];
+    rb[i] = z0[i] + db[i];
+    if (i < kChunk) rc[i] = z0[i] + dc[i];
+  }
+  expectWeightedMean(*f->consensus(), {{1, ra}, {3, rb}, {2, rc}});
+}
+
 // Two nesterov rounds against a hand computation; with the parameter set, the
 // coordinator restarts between them and must carry the momentum over.
 class NesterovTest : public FederationFixture, public ::testing::WithParamInterface<bool> {};
@@ -187,6 +232,67 @@ TEST_P(NesterovTest, MatchesAHandComputation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Federation, NesterovTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("AcrossARestart") : std::string("InOneProcess");
+                         });
+
+// FedAdam over two rounds against a hand computation in double, across a
+// restart when the parameter is set: both moments and the step (taken from
+// the round) must survive it.
+class AdamTest : public FederationFixture, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(AdamTest, MatchesAHandComputation) {
+  CoordinatorConfig c = config();
+  c.server_optimizer.kind = ServerOptimizerKind::kAdam;
+  c.server_optimizer.lr = 0.05f;
+  c.server_optimizer.beta1 = 0.9f;
+  c.server_optimizer.beta2 = 0.99f;
+  c.server_optimizer.epsilon = 1e-3f;
+  auto f = make(c);
+  const std::vector<float> z0 = vectorFor(1);
+  bootstrap(*f, {"a", "b"}, z0);
+  EXPECT_EQ(f->state().second_moment, std::vector<float>(kParams, 0.0f));
+
+  const double lr = 0.05, b1 = 0.9, b2 = 0.99, tau = 1e-3;
+  std::vector<double> z(z0.begin(), z0.end()), m(kParams, 0.0), v(kParams, 0.0);
+  for (uint64_t round = 0; round < 2; ++round) {
+    if (round == 1 && GetParam()) {
+      f.reset();
+      auto state = loadFederationState(dir_);
+      ASSERT_TRUE(state.has_value());
+      f = make(c, std::move(*state));
+      admitOk(*f, "a");
+      admitOk(*f, "b");
+    }
+    const std::vector<float> x = vectorFor(10 + 2 * round, 0.5f), y = vectorFor(11 + 2 * round, 1.5f);
+    ASSERT_FALSE(push(*f, "a", round, 1, x));
+    ASSERT_FALSE(push(*f, "b", round, 3, y));
+    ASSERT_TRUE(f->advance(t0_));
+    const double t = static_cast<double>(round + 1);
+    for (size_t i = 0; i < kParams; ++i) {
+      const double g = z[i] - (1.0 * x[i] + 3.0 * y[i]) / 4.0;
+      m[i] = b1 * m[i] + (1 - b1) * g;
+      v[i] = b2 * v[i] + (1 - b2) * g * g;
+      z[i] -= lr * (m[i] / (1 - std::pow(b1, t))) / (std::sqrt(v[i] / (1 - std::pow(b2, t))) + tau);
+    }
+  }
+  ASSERT_EQ(f->round(), 2u);
+  const std::vector<float>& got = *f->consensus();
+  size_t bad = 0;
+  for (size_t i = 0; i < kParams; ++i) {
+    if (std::fabs(got[i] - z[i]) > 1e-4 * (1 + std::fabs(z[i])) && bad++ < 5)
+      ADD_FAILURE() << "z[" << i << "] " << got[i] << " vs " << z[i];
+    if (std::fabs(f->state().second_moment[i] - v[i]) > 1e-4 * (1e-6 + std::fabs(v[i])) && bad++ < 5)
+      ADD_FAILURE() << "v[" << i << "] " << f->state().second_moment[i] << " vs " << v[i];
+  }
+  EXPECT_EQ(bad, 0u);
+  auto state = loadFederationState(dir_);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->second_moment, f->state().second_moment) << "adam's second moment is part of the durable state";
+  EXPECT_EQ(state->server_optimizer, "adam");
+}
+
+INSTANTIATE_TEST_SUITE_P(Federation, AdamTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("AcrossARestart") : std::string("InOneProcess");
                          });

@@ -216,9 +216,9 @@ TEST_F(PartitionCommand, UsageErrorsReturnTwo) {
   EXPECT_NE(err_.str().find("--out DIR is required"), std::string::npos);
   EXPECT_NE(err_.str().find("usage: tapestry partition"), std::string::npos);
   EXPECT_EQ(run({"--out", "x", "--scheme", "zipf"}), 2);
-  EXPECT_NE(err_.str().find("use \"iid\" or \"dirichlet\""), std::string::npos);
+  EXPECT_NE(err_.str().find("use \"iid\", \"dirichlet\" or \"labels\""), std::string::npos);
   EXPECT_EQ(run({"--out", "x", "--workers", "-3"}), 2);
-  EXPECT_NE(err_.str().find("--workers expects a non-negative integer"), std::string::npos);
+  EXPECT_NE(err_.str().find("--workers takes a whole number"), std::string::npos);
   EXPECT_EQ(run({"--out", "x", "--alpha", "0"}), 2);
   EXPECT_EQ(run({"--out", "x", "--bogus", "1"}), 2);
   EXPECT_NE(err_.str().find("unknown option --bogus"), std::string::npos);

@@ -44,6 +44,9 @@ WorkerState sampleState() {
   s.trainer.momentum = awkwardFloats(10000, 8);
   s.trainer.epoch = (uint64_t{1} << 53) + 1;  // not representable as a double
   s.trainer.position = 59999;
+  s.dual = awkwardFloats(10000, 10);
+  s.trainer.second_moment = awkwardFloats(10000, 11);
+  s.trainer.optimizer_steps = (uint64_t{1} << 53) + 3;
   return s;
 }
 
@@ -76,6 +79,9 @@ TEST_F(WorkerStateTest, RoundTripIsBitIdentical) {
   EXPECT_EQ(loaded->trainer.position, saved.trainer.position);
   EXPECT_TRUE(sameBits(loaded->trainer.parameters, saved.trainer.parameters));
   EXPECT_TRUE(sameBits(loaded->trainer.momentum, saved.trainer.momentum));
+  EXPECT_TRUE(sameBits(loaded->dual, saved.dual)) << "ADMM's dual is part of the durable state";
+  EXPECT_TRUE(sameBits(loaded->trainer.second_moment, saved.trainer.second_moment));
+  EXPECT_EQ(loaded->trainer.optimizer_steps, saved.trainer.optimizer_steps);
 }
 
 TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
@@ -85,6 +91,7 @@ TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
   second.trained_round = -1;  // not yet trained
   second.trainer.parameters = awkwardFloats(3, 9);
   second.trainer.momentum.clear();
+  second.dual.clear();
   second.trainer.epoch = 0;
   second.trainer.position = 0;
   saveWorkerState(second, dir_ / "state");

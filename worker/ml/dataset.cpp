@@ -1,6 +1,7 @@
 #include "worker/ml/dataset.h"
 
-#include <unistd.h>
+#include "worker/ml/file_io.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -97,30 +98,6 @@ void putU32(std::vector<uint8_t>& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
 }
 
-void writeAtomically(const std::string& path, const std::vector<uint8_t>& header,
-                     const std::vector<uint8_t>& body) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto fail = [&](const char* step) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write '" + path + "' (" + step + "): " + why +
-                             "; check that the directory exists, is writable and has free space");
-  };
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail("open");
-  const bool written = std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-                       (body.empty() || std::fwrite(body.data(), 1, body.size(), f) == body.size()) &&
-                       std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  if (!written) {
-    const int saved = errno;
-    std::fclose(f);
-    errno = saved;
-    fail("write");
-  }
-  if (std::fclose(f) != 0) fail("close");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
-}
-
 std::string existingVariant(const std::string& base) {
   std::error_code ec;
   if (std::filesystem::exists(base, ec)) return base;
@@ -181,11 +158,11 @@ void writeIdx(const ImageDataset& data, const std::string& images_path, const st
   putU32(header, static_cast<uint32_t>(n));
   putU32(header, data.rows);
   putU32(header, data.cols);
-  writeAtomically(images_path, header, data.images);
+  writeFileAtomically(images_path, header.data(), header.size(), data.images.data(), data.images.size());
   header.clear();
   putU32(header, kLabelMagic);
   putU32(header, static_cast<uint32_t>(n));
-  writeAtomically(labels_path, header, data.labels);
+  writeFileAtomically(labels_path, header.data(), header.size(), data.labels.data(), data.labels.size());
 }
 
 ImageDataset subset(const ImageDataset& data, const std::vector<size_t>& indices) {
@@ -224,26 +201,6 @@ std::vector<size_t> labelHistogram(const ImageDataset& d, size_t classes) {
     ++counts[label];
   }
   return counts;
-}
-
-Shard loadShard(const std::string& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    throw std::runtime_error("shard directory '" + dir +
-                             "' does not exist; create shards with `tapestry partition --out DIR`");
-  }
-  Shard shard;
-  shard.train = readIdx(dir + "/train-images-idx3-ubyte", dir + "/train-labels-idx1-ubyte");
-  shard.val = readIdx(dir + "/val-images-idx3-ubyte", dir + "/val-labels-idx1-ubyte");
-  return shard;
-}
-
-void writeShard(const Shard& shard, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw std::runtime_error("cannot create shard directory '" + dir + "': " + ec.message());
-  writeIdx(shard.train, dir + "/train-images-idx3-ubyte", dir + "/train-labels-idx1-ubyte");
-  writeIdx(shard.val, dir + "/val-images-idx3-ubyte", dir + "/val-labels-idx1-ubyte");
 }
 
 }  // namespace tapestry::worker

@@ -1,8 +1,10 @@
 #include <array>
 #include <cstdio>
 #include <stdexcept>
+#include <vector>
 
 #include "worker/ml/model_impl.h"
+#include "worker/ml/transformer_impl.h"
 
 namespace tapestry::worker {
 namespace {
@@ -10,6 +12,8 @@ namespace {
 constexpr int64_t kEvalBatch = 1000;
 constexpr float kPixelMean = 0.2860f;
 constexpr float kPixelStd = 0.3530f;
+constexpr const char* kTransformer = "transformer";
+constexpr const char* kNameChoices = "\"; use \"mlp\" or \"cnn\" for images, \"transformer\" for text";
 
 // Every pixel value's normalised float, so batches are a table lookup.
 const std::array<float, 256>& pixelTable() {
@@ -32,29 +36,64 @@ void checkHidden(int64_t hidden) {
 nlohmann::json ModelSpec::toJson() const {
   nlohmann::json j = {{"name", name}};
   if (name == "mlp") j["hidden"] = hidden;
+  if (name == kTransformer) {
+    j["layers"] = layers;
+    j["d_model"] = d_model;
+    j["heads"] = heads;
+    j["context"] = context;
+    j["tied"] = tied;
+  }
   return j;
 }
 
 ModelSpec ModelSpec::fromJson(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("model must be a JSON object like {\"name\": \"cnn\"}");
   ModelSpec spec;
+  std::vector<std::string> transformer_keys;
+  auto integer = [](const nlohmann::json& value, const std::string& key) {
+    if (!value.is_number_integer()) throw std::invalid_argument("model." + key + " must be a positive integer");
+    return value.get<int64_t>();
+  };
   for (const auto& [key, value] : j.items()) {
     if (key == "name") {
-      if (!value.is_string()) throw std::invalid_argument("model.name must be a string: \"mlp\" or \"cnn\"");
+      if (!value.is_string()) {
+        throw std::invalid_argument("model.name must be a string: \"mlp\", \"cnn\" or \"transformer\"");
+      }
       spec.name = value.get<std::string>();
     } else if (key == "hidden") {
-      if (!value.is_number_integer()) throw std::invalid_argument("model.hidden must be a positive integer");
-      spec.hidden = value.get<int64_t>();
+      spec.hidden = integer(value, key);
+    } else if (key == "layers" || key == "d_model" || key == "heads" || key == "context") {
+      (key == "layers" ? spec.layers : key == "d_model" ? spec.d_model : key == "heads" ? spec.heads : spec.context) =
+          integer(value, key);
+      transformer_keys.push_back(key);
+    } else if (key == "tied") {
+      if (!value.is_boolean()) throw std::invalid_argument("model.tied must be true or false");
+      spec.tied = value.get<bool>();
+      transformer_keys.push_back(key);
     } else {
-      throw std::invalid_argument("unknown key model." + key + "; known keys are \"name\" and \"hidden\"");
+      throw std::invalid_argument("unknown key model." + key +
+                                  "; known keys are \"name\", \"hidden\" (mlp) and \"layers\", \"d_model\", "
+                                  "\"heads\", \"context\", \"tied\" (transformer)");
     }
   }
-  if (spec.name != "mlp" && spec.name != "cnn") {
-    throw std::invalid_argument("unknown model.name \"" + spec.name + "\"; use \"mlp\" or \"cnn\"");
+  if (spec.name != "mlp" && spec.name != "cnn" && spec.name != kTransformer) {
+    throw std::invalid_argument("unknown model.name \"" + spec.name + kNameChoices);
+  }
+  if (spec.name == kTransformer) {
+    checkTransformerSpec(spec);
+  } else if (!transformer_keys.empty()) {
+    throw std::invalid_argument("model." + transformer_keys.front() + " applies to the \"transformer\" only, not to \"" +
+                                spec.name + "\"; remove it");
   }
   checkHidden(spec.hidden);
   return spec;
 }
+
+bool isLanguageModel(const ModelSpec& spec) { return spec.name == kTransformer; }
+
+const char* metricName(const ModelSpec& spec) { return isLanguageModel(spec) ? "bits_per_byte" : "accuracy"; }
+
+bool higherIsBetter(const ModelSpec& spec) { return !isLanguageModel(spec); }
 
 torch::nn::Sequential buildNetwork(const ModelSpec& spec) {
   namespace nn = torch::nn;
@@ -69,7 +108,8 @@ torch::nn::Sequential buildNetwork(const ModelSpec& spec) {
                           nn::MaxPool2d(nn::MaxPool2dOptions(2)), nn::Flatten(), nn::Linear(16 * 4 * 4, 120),
                           nn::ReLU(), nn::Linear(120, 84), nn::ReLU(), nn::Linear(84, kClasses));
   }
-  throw std::invalid_argument("unknown model name \"" + spec.name + "\"; use \"mlp\" or \"cnn\"");
+  if (spec.name == kTransformer) return nn::Sequential(ByteTransformer(spec));
+  throw std::invalid_argument("unknown model name \"" + spec.name + kNameChoices);
 }
 
 std::string fingerprintOf(const torch::nn::Module& module) {

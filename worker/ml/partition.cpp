@@ -75,6 +75,46 @@ std::vector<std::vector<size_t>> dirichletDraw(const std::vector<std::vector<siz
   return parts;
 }
 
+// NIID-Bench's "#C=k" skew: worker k holds `per_worker` distinct classes.
+// The first `classes` assignments walk a shuffled class list so that every
+// class has a holder; the remaining slots take random classes the worker
+// lacks. Each class is then cut into equal parts among its holders.
+std::vector<std::vector<size_t>> labelSplit(const std::vector<std::vector<size_t>>& by_class, size_t workers,
+                                            size_t per_worker, std::mt19937_64& rng) {
+  const size_t classes = by_class.size();
+  std::vector<size_t> order(classes);
+  for (size_t c = 0; c < classes; ++c) order[c] = c;
+  shuffleInPlace(order, rng);
+  std::vector<std::vector<bool>> holds(workers, std::vector<bool>(classes, false));
+  std::vector<std::vector<size_t>> holders(classes);
+  for (size_t j = 0; j < per_worker; ++j) {
+    for (size_t k = 0; k < workers; ++k) {
+      const size_t slot = j * workers + k;
+      size_t c = order[slot % classes];
+      if (slot >= classes || holds[k][c]) {
+        std::vector<size_t> missing;
+        for (size_t m = 0; m < classes; ++m)
+          if (!holds[k][m]) missing.push_back(m);
+        c = missing[uniformBelow(rng, missing.size())];
+      }
+      holds[k][c] = true;
+      holders[c].push_back(k);
+    }
+  }
+  std::vector<std::vector<size_t>> parts(workers);
+  for (size_t c = 0; c < classes; ++c) {
+    std::vector<size_t> idx = by_class[c];
+    shuffleInPlace(idx, rng);
+    const size_t h = holders[c].size();
+    for (size_t i = 0; i < h; ++i) {
+      const size_t begin = idx.size() * i / h, end = idx.size() * (i + 1) / h;
+      parts[holders[c][i]].insert(parts[holders[c][i]].end(), idx.begin() + static_cast<std::ptrdiff_t>(begin),
+                                  idx.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+  }
+  return parts;
+}
+
 }  // namespace
 
 std::vector<std::vector<size_t>> partitionIndices(const std::vector<uint8_t>& labels, size_t classes,
@@ -100,6 +140,24 @@ std::vector<std::vector<size_t>> partitionIndices(const std::vector<uint8_t>& la
   std::vector<std::vector<size_t>> parts;
   if (options.scheme == PartitionScheme::kIid) {
     parts = iidSplit(n, workers, rng);
+  } else if (options.scheme == PartitionScheme::kLabels) {
+    const size_t c = options.labels_per_worker;
+    if (c == 0 || c > classes) {
+      throw std::invalid_argument("partition: labels per worker must be between 1 and " + std::to_string(classes) +
+                                  ", got " + std::to_string(c));
+    }
+    if (c * workers < classes) {
+      throw std::invalid_argument("partition: " + std::to_string(workers) + " workers holding " + std::to_string(c) +
+                                  " classes each cannot cover all " + std::to_string(classes) +
+                                  " classes; raise --per-worker or --workers");
+    }
+    parts = labelSplit(by_class, workers, c, rng);
+    for (size_t k = 0; k < workers; ++k) {
+      if (parts[k].empty()) {
+        throw std::invalid_argument("partition: worker " + std::to_string(k) +
+                                    " would get no samples (its classes are too small); use fewer workers");
+      }
+    }
   } else {
     if (!(options.alpha > 0) || !std::isfinite(options.alpha)) {
       throw std::invalid_argument("partition: Dirichlet alpha must be a positive number, got " +
@@ -147,7 +205,8 @@ Shard splitTrainVal(const ImageDataset& data, const std::vector<size_t>& indices
 PartitionScheme parsePartitionScheme(const std::string& name) {
   if (name == "iid") return PartitionScheme::kIid;
   if (name == "dirichlet") return PartitionScheme::kDirichlet;
-  throw std::invalid_argument("unknown partition scheme '" + name + "'; use \"iid\" or \"dirichlet\"");
+  if (name == "labels") return PartitionScheme::kLabels;
+  throw std::invalid_argument("unknown partition scheme '" + name + "'; use \"iid\", \"dirichlet\" or \"labels\"");
 }
 
 }  // namespace tapestry::worker

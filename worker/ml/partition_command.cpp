@@ -10,50 +10,35 @@
 #include <map>
 #include <stdexcept>
 
+#include "common/cli_args.h"
 #include "worker/ml/partition.h"
+#include "worker/ml/text_corpus.h"
 
 namespace tapestry::worker {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: tapestry partition --out DIR [--data DIR] [--scheme iid|dirichlet] [--alpha A]\n"
+    "usage: tapestry partition --out DIR [--data DIR] [--scheme iid|dirichlet|labels] [--alpha A] [--per-worker C]\n"
     "                          [--workers K] [--seed S] [--val-fraction F] [--min-per-worker M] [--limit N]\n"
     "  --data DIR           Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --out DIR            writes DIR/worker-0 ... DIR/worker-<K-1>, each a train/val shard\n"
-    "  --scheme NAME        iid or dirichlet (default dirichlet)\n"
+    "  --scheme NAME        iid, dirichlet or labels (default dirichlet)\n"
     "  --alpha A            Dirichlet concentration, > 0; small = skewed (default 0.5)\n"
+    "  --per-worker C       labels: classes each worker holds (default 2)\n"
     "  --workers K          number of workers (default 4)\n"
     "  --seed S             seed of the split (default 1)\n"
     "  --val-fraction F     share of each worker's samples kept for validation, in [0, 1) (default 0.1)\n"
     "  --min-per-worker M   Dirichlet: redraw until every worker has M samples (default 10)\n"
     "  --limit N            use only the first N training samples\n";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using common::UsageError;
 
-uint64_t parseCount(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || *end != '\0' || errno == ERANGE) {
-    throw UsageError(flag + " expects a non-negative integer, got '" + text + "'");
-  }
-  return v;
-}
-
-double parseReal(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(v)) {
-    throw UsageError(flag + " expects a number, got '" + text + "'");
-  }
-  return v;
-}
+uint64_t parseCount(const std::string& flag, const std::string& text) { return common::parseCountArg(flag, text); }
+double parseReal(const std::string& flag, const std::string& text) { return common::parseRealArg(flag, text); }
 
 std::map<std::string, std::string> parseFlags(const std::vector<std::string>& args) {
   static const char* const kKnown[] = {"data", "out", "scheme", "alpha", "workers",
-                                       "seed", "val-fraction", "min-per-worker", "limit"};
+                                       "seed", "val-fraction", "min-per-worker", "limit", "per-worker"};
   std::map<std::string, std::string> flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -98,6 +83,7 @@ int runPartitionCommand(const std::vector<std::string>& args) {
 }
 
 int runPartitionCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (!args.empty() && args[0] == "text") return runPartitionTextCommand({args.begin() + 1, args.end()}, out, err);
   if (std::find(args.begin(), args.end(), "--help") != args.end() ||
       std::find(args.begin(), args.end(), "-h") != args.end()) {
     out << kUsage;
@@ -122,6 +108,7 @@ int runPartitionCommand(const std::vector<std::string>& args, std::ostream& out,
       }
     }
     if (auto v = get("alpha")) options.alpha = parseReal("--alpha", *v);
+    if (auto v = get("per-worker")) options.labels_per_worker = parseCount("--per-worker", *v);
     if (auto v = get("workers")) options.workers = parseCount("--workers", *v);
     if (auto v = get("seed")) options.seed = parseCount("--seed", *v);
     if (auto v = get("val-fraction")) options.val_fraction = parseReal("--val-fraction", *v);
@@ -158,8 +145,11 @@ int runPartitionCommand(const std::vector<std::string>& args, std::ostream& out,
     }
     out << "partitioned " << data.size() << " samples from " << data_dir << " over " << options.workers
         << " workers ("
-        << (options.scheme == PartitionScheme::kIid ? "iid" : "dirichlet alpha=");
+        << (options.scheme == PartitionScheme::kIid         ? "iid"
+            : options.scheme == PartitionScheme::kLabels ? "labels per worker="
+                                                         : "dirichlet alpha=");
     if (options.scheme == PartitionScheme::kDirichlet) out << options.alpha;
+    if (options.scheme == PartitionScheme::kLabels) out << options.labels_per_worker;
     out << ", seed " << options.seed << ", val-fraction " << options.val_fraction << ") into " << out_dir
         << "/worker-<k>\n";
     printHistograms(data, parts, classes, out);

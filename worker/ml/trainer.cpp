@@ -8,6 +8,7 @@
 #include "worker/ml/model_impl.h"
 #include "worker/ml/proximal_impl.h"
 #include "worker/ml/random.h"
+#include "worker/ml/transformer_impl.h"
 
 namespace tapestry::worker {
 namespace {
@@ -19,8 +20,32 @@ void checkSettings(const TrainSettings& s) {
   if (!(s.weight_decay >= 0) || !std::isfinite(s.weight_decay)) {
     bad("weight_decay must be a finite number >= 0, got " + std::to_string(s.weight_decay));
   }
+  if (!(s.beta1 >= 0 && s.beta1 < 1)) bad("beta1 must be in [0, 1), got " + std::to_string(s.beta1));
+  if (!(s.beta2 >= 0 && s.beta2 < 1)) bad("beta2 must be in [0, 1), got " + std::to_string(s.beta2));
+  if (!(s.epsilon > 0) || !std::isfinite(s.epsilon)) {
+    bad("epsilon must be a finite number > 0, got " + std::to_string(s.epsilon));
+  }
   if (s.batch_size < 1) bad("batch_size must be at least 1, got " + std::to_string(s.batch_size));
   if (s.threads < 0) bad("threads must be >= 0 (0 = LibTorch's default), got " + std::to_string(s.threads));
+}
+
+// Throws unless `data` is what the model of `spec` reads.
+void checkDataKind(const ModelSpec& spec, const Dataset& data, const char* what) {
+  if (isLanguageModel(spec) && !data.isText()) {
+    throw std::invalid_argument(std::string(what) + " holds images, but the \"" + spec.name +
+                                "\" model is a byte-level language model; give it a text shard (train.txt and "
+                                "val.txt, see `tapestry partition text`) or choose model \"cnn\" or \"mlp\"");
+  }
+  if (!isLanguageModel(spec) && data.isText()) {
+    throw std::invalid_argument(std::string(what) + " holds text, but the \"" + spec.name +
+                                "\" model classifies images; use model \"transformer\" for text shards");
+  }
+  if (!data.isText()) checkImageShape(data, what);
+}
+
+double metricOf(torch::nn::Sequential& net, const ModelSpec& spec, const Dataset& data) {
+  checkDataKind(spec, data, "the evaluation set");
+  return data.isText() ? bitsPerByteOf(net, data.text, spec.context) : accuracyOf(net, data);
 }
 
 }  // namespace
@@ -28,15 +53,28 @@ void checkSettings(const TrainSettings& s) {
 struct Trainer::Impl {
   ModelSpec spec;
   TrainSettings settings;
-  ImageDataset train;
+  Dataset train;
   torch::nn::Sequential net;
   FlatParameters flat;
-  torch::Tensor momentum;
+  torch::Tensor momentum, second_moment;  // second_moment: adamw only
+  uint64_t optimizer_steps = 0;
   uint64_t epoch = 0, position = 0;
-  std::vector<size_t> order;  // permutation of the training set for order_epoch
+  std::vector<size_t> order;  // permutation of the training images for order_epoch
   uint64_t order_epoch = UINT64_MAX;
 
   int64_t count() const { return flat.weights.numel(); }
+  bool adamW() const { return settings.optimizer == InnerOptimizer::kAdamW; }
+
+  // Bytes per text window: context inputs plus the byte after the last.
+  uint64_t windowBytes() const { return std::min<uint64_t>(static_cast<uint64_t>(spec.context) + 1, train.size()); }
+
+  // Images per epoch, or windows per text epoch (about one pass over the bytes).
+  uint64_t epochLength() const {
+    if (!train.isText()) return train.size();
+    if (train.size() < 2) return 0;
+    const uint64_t predicted = windowBytes() - 1;
+    return (train.size() - 1 + predicted - 1) / predicted;
+  }
 
   const std::vector<size_t>& epochOrder() {
     if (order_epoch != epoch) {
@@ -49,27 +87,54 @@ struct Trainer::Impl {
     return order;
   }
 
-  // g += wd * w; v = mu * v + g; w -= lr * v  (torch.optim.SGD, dampening 0).
-  void sgdMomentumStep() {
+  // Forward and backward of the next mini-batch into flat.grads; returns the
+  // loss and how far the epoch cursor moves.
+  std::pair<double, uint64_t> lossAndGradient() {
+    flat.grads.zero_();
+    torch::Tensor loss;
+    uint64_t taken = 0;
+    if (train.isText()) {
+      const uint64_t length = windowBytes();
+      std::vector<uint64_t> offsets(static_cast<size_t>(settings.batch_size));
+      std::mt19937_64 rng = seededEngine(settings.data_seed, epoch, position);
+      for (auto& offset : offsets) offset = uniformBelow(rng, train.size() - length + 1);
+      const torch::Tensor tokens = textWindows(train.text, offsets, static_cast<int64_t>(length));
+      const int64_t time = static_cast<int64_t>(length) - 1;
+      const torch::Tensor logits = net->forward(tokens.narrow(1, 0, time));
+      loss = torch::nn::functional::cross_entropy(logits.reshape({-1, kByteVocabulary}),
+                                                  tokens.narrow(1, 1, time).reshape({-1}));
+      taken = offsets.size();
+    } else {
+      const std::vector<size_t>& perm = epochOrder();
+      taken = std::min<uint64_t>(static_cast<uint64_t>(settings.batch_size), train.size() - position);
+      const size_t* idx = perm.data() + position;
+      loss = torch::nn::functional::cross_entropy(net->forward(inputBatch(train, idx, 0, taken)),
+                                                  labelBatch(train, idx, 0, taken));
+    }
+    loss.backward();
+    return {loss.item<double>(), taken};
+  }
+
+  void optimizerStep() {
+    ++optimizer_steps;
     float* w = flat.weights.data_ptr<float>();
-    float* g = flat.grads.data_ptr<float>();
-    float* v = momentum.data_ptr<float>();
-    const auto lr = static_cast<float>(settings.lr);
-    const auto mu = static_cast<float>(settings.momentum);
-    const auto wd = static_cast<float>(settings.weight_decay);
-    const int64_t n = count();
-    for (int64_t i = 0; i < n; ++i) {
-      const float grad = g[i] + wd * w[i];
-      v[i] = mu * v[i] + grad;
-      w[i] -= lr * v[i];
+    const float* g = flat.grads.data_ptr<float>();
+    const auto n = static_cast<size_t>(count());
+    if (adamW()) {
+      adamWStep(w, g, momentum.data_ptr<float>(), second_moment.data_ptr<float>(), n, optimizer_steps,
+                {settings.lr, settings.beta1, settings.beta2, settings.epsilon, settings.weight_decay});
+    } else {
+      sgdMomentumStep(w, g, momentum.data_ptr<float>(), n,
+                      {static_cast<float>(settings.lr), static_cast<float>(settings.momentum),
+                       static_cast<float>(settings.weight_decay)});
     }
   }
 };
 
-Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, ImageDataset train, TrainSettings settings)
+Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, Dataset train, TrainSettings settings)
     : impl_(std::make_unique<Impl>()) {
   checkSettings(settings);
-  checkImageShape(train, "the training set");
+  checkDataKind(spec, train, "the training set");
   if (settings.threads > 0) torch::set_num_threads(settings.threads);
   impl_->spec = spec;
   impl_->settings = settings;
@@ -85,6 +150,7 @@ Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, ImageDataset train, 
   }
   impl_->flat = flattenParameters(*impl_->net);
   impl_->momentum = torch::zeros({impl_->count()}, torch::kFloat32);
+  if (impl_->adamW()) impl_->second_moment = torch::zeros({impl_->count()}, torch::kFloat32);
 }
 
 Trainer::~Trainer() = default;
@@ -110,28 +176,24 @@ double Trainer::train(int64_t steps, const float* consensus, double rho) {
     throw std::invalid_argument("train: rho must be a finite number >= 0, got " + std::to_string(rho));
   }
   if (steps == 0) return 0.0;
+  if (m.train.isText() && m.train.size() < 2) {
+    throw std::logic_error("train: this worker's training text has " + std::to_string(m.train.size()) +
+                           " bytes; a language model needs at least 2");
+  }
   if (m.train.size() == 0) throw std::logic_error("train: this worker has no training samples");
   torch::Tensor z;
   if (consensus != nullptr && rho > 0) {
     z = torch::from_blob(const_cast<float*>(consensus), {m.count()}, torch::kFloat32);
   }
-  const size_t n = m.train.size();
-  const auto batch = static_cast<size_t>(m.settings.batch_size);
+  const uint64_t epoch_length = m.epochLength();
   double loss_sum = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    const std::vector<size_t>& order = m.epochOrder();
-    const size_t take = std::min(batch, n - m.position);
-    const size_t* idx = order.data() + m.position;
-    const torch::Tensor input = inputBatch(m.train, idx, 0, take);
-    const torch::Tensor target = labelBatch(m.train, idx, 0, take);
-    m.flat.grads.zero_();
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(m.net->forward(input), target);
-    loss.backward();
-    loss_sum += loss.item<double>();
+    const auto [loss, taken] = m.lossAndGradient();
+    loss_sum += loss;
     if (z.defined()) addProximalGradient(m.flat.grads, m.flat.weights, z, rho);
-    m.sgdMomentumStep();
-    m.position += take;
-    if (m.position >= n) {
+    m.optimizerStep();
+    m.position += taken;
+    if (m.position >= epoch_length) {
       m.position = 0;
       ++m.epoch;
     }
@@ -139,54 +201,82 @@ double Trainer::train(int64_t steps, const float* consensus, double rho) {
   return loss_sum / static_cast<double>(steps);
 }
 
-double Trainer::evaluate(const ImageDataset& data) const { return accuracyOf(impl_->net, data); }
+double Trainer::evaluate(const Dataset& data) const { return metricOf(impl_->net, impl_->spec, data); }
 
-double Trainer::evaluateParameters(const float* params, const ImageDataset& data) {
+double Trainer::evaluateParameters(const float* params, const Dataset& data) {
   const torch::Tensor saved = impl_->flat.weights.clone();
   setParameters(params);
-  double accuracy = 0;
+  double metric = 0;
   try {
-    accuracy = evaluate(data);
+    metric = evaluate(data);
   } catch (...) {
     impl_->flat.weights.copy_(saved);
     throw;
   }
   impl_->flat.weights.copy_(saved);
-  return accuracy;
+  return metric;
 }
 
 TrainerState Trainer::state() const {
+  const Impl& m = *impl_;
   TrainerState s;
   s.parameters.resize(parameterCount());
-  s.momentum.resize(parameterCount());
   parameters(s.parameters.data());
-  std::memcpy(s.momentum.data(), impl_->momentum.data_ptr<float>(), s.momentum.size() * sizeof(float));
-  s.epoch = impl_->epoch;
-  s.position = impl_->position;
+  auto copy = [](const torch::Tensor& t) {
+    std::vector<float> out(static_cast<size_t>(t.numel()));
+    std::memcpy(out.data(), t.data_ptr<float>(), out.size() * sizeof(float));
+    return out;
+  };
+  s.momentum = copy(m.momentum);
+  if (m.adamW()) s.second_moment = copy(m.second_moment);
+  s.optimizer_steps = m.optimizer_steps;
+  s.epoch = m.epoch;
+  s.position = m.position;
   return s;
 }
 
 void Trainer::restore(const TrainerState& s) {
+  Impl& m = *impl_;
   const size_t p = parameterCount();
   if (s.parameters.size() != p || s.momentum.size() != p) {
     throw std::invalid_argument("trainer state holds " + std::to_string(s.parameters.size()) + " parameters and " +
-                                std::to_string(s.momentum.size()) + " momentum values, but the " + impl_->spec.name +
+                                std::to_string(s.momentum.size()) + " momentum values, but the " + m.spec.name +
                                 " model has " + std::to_string(p) + "; the state belongs to another model");
   }
-  if (s.position > 0 && s.position >= impl_->train.size()) {
-    throw std::invalid_argument("trainer state is at sample " + std::to_string(s.position) + " of an epoch, but " +
-                                "this worker has " + std::to_string(impl_->train.size()) +
-                                " training samples; the state belongs to other data");
+  if (m.adamW() && s.second_moment.size() != p && !(s.second_moment.empty() && s.optimizer_steps == 0)) {
+    throw std::invalid_argument("trainer state holds " + std::to_string(s.second_moment.size()) +
+                                " AdamW second-moment values after " + std::to_string(s.optimizer_steps) +
+                                " steps, but the optimizer is adamw over " + std::to_string(p) +
+                                " parameters; the state was saved with another optimizer (set it back, or "
+                                "remove the worker state to start afresh)");
+  }
+  if (!m.adamW() && !s.second_moment.empty()) {
+    throw std::invalid_argument("trainer state holds AdamW second moments but the optimizer is sgd; the state was "
+                                "saved with adamw (set it back, or remove the worker state to start afresh)");
+  }
+  const uint64_t epoch_length = m.epochLength();
+  if (s.position > 0 && s.position >= epoch_length) {
+    throw std::invalid_argument("trainer state is at position " + std::to_string(s.position) + " of an epoch of " +
+                                std::to_string(epoch_length) + (m.train.isText() ? " text windows" : " samples") +
+                                "; the state belongs to other data");
   }
   setParameters(s.parameters.data());
-  std::memcpy(impl_->momentum.data_ptr<float>(), s.momentum.data(), p * sizeof(float));
-  impl_->epoch = s.epoch;
-  impl_->position = s.position;
+  std::memcpy(m.momentum.data_ptr<float>(), s.momentum.data(), p * sizeof(float));
+  if (m.adamW()) {
+    if (s.second_moment.empty()) {
+      m.second_moment.zero_();
+    } else {
+      std::memcpy(m.second_moment.data_ptr<float>(), s.second_moment.data(), p * sizeof(float));
+    }
+  }
+  m.optimizer_steps = s.optimizer_steps;
+  m.epoch = s.epoch;
+  m.position = s.position;
 }
 
 uint64_t Trainer::trainingSamples() const { return impl_->train.size(); }
 
-double evaluateFlat(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data) {
+double evaluateFlat(const ModelSpec& spec, const std::vector<float>& params, const Dataset& data) {
   torch::nn::Sequential net = buildNetwork(spec);
   FlatParameters flat = flattenParameters(*net);
   if (params.size() != static_cast<size_t>(flat.weights.numel())) {
@@ -195,7 +285,7 @@ double evaluateFlat(const ModelSpec& spec, const std::vector<float>& params, con
                                 "; check the model spec");
   }
   std::memcpy(flat.weights.data_ptr<float>(), params.data(), params.size() * sizeof(float));
-  return accuracyOf(net, data);
+  return metricOf(net, spec, data);
 }
 
 }  // namespace tapestry::worker

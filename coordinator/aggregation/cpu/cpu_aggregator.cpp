@@ -1,9 +1,14 @@
 #include "coordinator/aggregation/cpu/cpu_aggregator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
+#include <thread>
+
+#include "common/error.h"
 
 #include "coordinator/aggregation/aggregator_checks.h"
+#include "coordinator/aggregation/cpu/encoded_kernels.h"
 #include "coordinator/aggregation/server_optimizer.h"
 #include "coordinator/aggregation/vector_dispatch.h"
 
@@ -27,16 +32,17 @@ CpuAggregator::CpuAggregator(unsigned threads) : pool_(threads) {}
 std::string CpuAggregator::backendName() const { return "cpu"; }
 
 template <typename Body>
-void CpuAggregator::forRanges(size_t base, size_t count, const Body& body) {
+void CpuAggregator::forParts(size_t base, size_t count, size_t granule, const Body& body) {
   const unsigned threads = pool_.threads();
   if (count < kParallelThreshold || threads == 1) {
-    body(size_t{0}, count);
+    body(0u, 1u, size_t{0}, count);
     return;
   }
   const size_t per_part = (count + threads - 1) / threads;
-  // Part boundaries fall on multiples of kAlignElements of the sum's index so
-  // no two threads write to one cache line.
+  // Boundaries fall on multiples of kAlignElements of the sum's index so no
+  // two threads write to one cache line, or on granule multiples of the chunk.
   const auto boundary = [&](size_t part) {
+    if (granule != 0) return std::min(count, (part * per_part + granule - 1) / granule * granule);
     const size_t at = base + part * per_part;
     const size_t aligned = (at + kAlignElements - 1) / kAlignElements * kAlignElements;
     return std::min(count, aligned - base);
@@ -44,6 +50,13 @@ void CpuAggregator::forRanges(size_t base, size_t count, const Body& body) {
   pool_.run(threads, [&](unsigned part) {
     const size_t begin = part == 0 ? 0 : boundary(part);
     const size_t end = part + 1 == threads ? count : boundary(part + 1);
+    body(part, threads, begin, std::max(begin, end));
+  });
+}
+
+template <typename Body>
+void CpuAggregator::forRanges(size_t base, size_t count, const Body& body) {
+  forParts(base, count, 0, [&](unsigned, unsigned, size_t begin, size_t end) {
     if (begin < end) body(begin, end);
   });
 }
@@ -62,15 +75,34 @@ void CpuAggregator::accumulate(size_t offset, const float* src, size_t count, fl
   forRanges(offset, count, [&](size_t begin, size_t end) { addScaled(dst + begin, src + begin, end - begin, weight); });
 }
 
+std::error_code CpuAggregator::accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count,
+                                                 float weight, uint32_t block_elements) {
+  checkAccumulateEncodedArgs(sum_.size(), offset, dtype, bytes, count, weight, block_elements);
+  float* dst = sum_.data() + offset;
+  const size_t granule = dtype == EncodedDType::kInt8Block ? block_elements : 0;
+  std::atomic<unsigned> checked{0};
+  std::atomic<bool> rejected{false};
+  forParts(offset, count, granule, [&](unsigned, unsigned parts, size_t begin, size_t end) {
+    if (!encodedRangeFinite(dtype, bytes, begin, end, block_elements)) rejected.store(true, std::memory_order_relaxed);
+    // Barrier: every part runs on its own thread, so all of them arrive.
+    checked.fetch_add(1, std::memory_order_acq_rel);
+    while (checked.load(std::memory_order_acquire) < parts) std::this_thread::yield();
+    if (!rejected.load(std::memory_order_relaxed))
+      foldEncodedRange(dst, dtype, bytes, begin, end, weight, block_elements);
+  });
+  if (rejected.load()) return common::Errc::kNonFinite;
+  return {};
+}
+
 void CpuAggregator::finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus,
-                             float* momentum) {
-  checkFinalizeArgs(sum_.size(), total_weight, settings, consensus, momentum);
+                             const ServerOptimizerState& state) {
+  checkFinalizeArgs(sum_.size(), total_weight, settings, consensus, state);
   const double inv_weight = 1.0 / total_weight;
   float* sum = sum_.data();
   forRanges(0, sum_.size(), [&](size_t begin, size_t end) {
     for (size_t block = begin; block < end; block += kFinalizeBlock) {
       const size_t block_end = std::min(end, block + kFinalizeBlock);
-      serverUpdateRange(settings, sum, inv_weight, consensus, momentum, block, block_end);
+      serverUpdateRange(settings, sum, inv_weight, consensus, state, block, block_end);
       std::fill(sum + block, sum + block_end, 0.0f);
     }
   });

@@ -5,8 +5,14 @@
 // split over a persistent pool in 64-byte-aligned ranges; smaller ones run
 // inline, where waking threads would cost more than the loop. finalize() is
 // one pass per cache-sized block: mean, server update, clear.
+// accumulateEncoded() checks before it folds: each thread tests its range of
+// the encoded chunk for NaN/Inf, all meet at a barrier, and they fold only if
+// every range passed, so a rejected chunk leaves the sum untouched. The check
+// is a read-only pass over the encoded bytes (a max over the exponent bits;
+// only the scales for int8), and the fold rereads them from cache.
 #include <cstddef>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "coordinator/aggregation/aggregator.h"
@@ -24,8 +30,11 @@ class CpuAggregator final : public Aggregator {
   std::string backendName() const override;
   void reset(size_t elements) override;
   void accumulate(size_t offset, const float* src, size_t count, float weight) override;
+  std::error_code accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count, float weight,
+                                    uint32_t block_elements) override;
   void finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus,
-                float* momentum) override;
+                const ServerOptimizerState& state) override;
+  using Aggregator::finalize;
 
   unsigned threads() const { return pool_.threads(); }
 
@@ -34,6 +43,13 @@ class CpuAggregator final : public Aggregator {
   // `base`, in parallel when count is large.
   template <typename Body>
   void forRanges(size_t base, size_t count, const Body& body);
+
+  // Splits [0, count) into one range per thread whose boundaries are
+  // multiples of `granule` in chunk indices (or of kAlignElements in sum
+  // indices when granule is 0) and calls body(part, parts, begin, end) for
+  // every part, empty ones included.
+  template <typename Body>
+  void forParts(size_t base, size_t count, size_t granule, const Body& body);
 
   std::vector<float> sum_;
   ThreadPool pool_;

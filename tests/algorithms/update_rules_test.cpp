@@ -1,0 +1,153 @@
+// The consensus algorithms' update rules on a problem solved by hand: two
+// workers with quadratic losses f_k(w) = 1/2 sum_j a_kj (w_j - c_kj)^2 and
+// n_k samples each. The federation's objective sum_k n_k f_k has its minimum
+// at w*_j = sum_k n_k a_kj c_kj / sum_k n_k a_kj. The worker half is
+// worker/consensus_rule.h and the coordinator half the real CPU aggregator,
+// so these are the rules the daemons run, without a network or a model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "coordinator/aggregation/aggregator.h"
+#include "worker/consensus_rule.h"
+
+namespace tapestry {
+namespace {
+
+struct Member {
+  std::vector<double> a, c;  // curvature and optimum per coordinate
+  double samples;
+};
+
+// Two members whose curvatures differ, so the plain mean of their optima
+// (what FedAvg drifts to) is not the federation's optimum.
+const std::vector<Member> kMembers = {
+    {{4.0, 1.0, 0.5}, {1.0, -2.0, 3.0}, 100},
+    {{1.0, 3.0, 2.0}, {-1.0, 2.0, -1.0}, 300},
+};
+
+std::vector<double> federationOptimum() {
+  std::vector<double> w(3);
+  for (size_t j = 0; j < 3; ++j) {
+    double num = 0, den = 0;
+    for (const auto& m : kMembers) {
+      num += m.samples * m.a[j] * m.c[j];
+      den += m.samples * m.a[j];
+    }
+    w[j] = num / den;
+  }
+  return w;
+}
+
+// Local training: gradient descent on f_k(w) + rho/2 |w - target|^2.
+void trainLocally(const Member& m, std::vector<float>& w, const worker::LocalRound& local, int steps, double lr) {
+  for (int s = 0; s < steps; ++s) {
+    for (size_t j = 0; j < w.size(); ++j) {
+      double g = m.a[j] * (w[j] - m.c[j]);
+      if (local.rho > 0) g += local.rho * (w[j] - local.target[j]);
+      w[j] = static_cast<float>(w[j] - lr * g);
+    }
+  }
+}
+
+struct Outcome {
+  std::vector<float> consensus;
+  double distance = 0;  // max |z_j - w*_j|
+};
+
+Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_steps) {
+  auto aggregator = coordinator::makeAggregator(coordinator::AggregatorDevice::kCpu, 1);
+  std::vector<float> z = {0.0f, 0.0f, 0.0f};
+  std::vector<std::vector<float>> w(kMembers.size(), z), dual(kMembers.size());
+  std::vector<bool> trained(kMembers.size(), false);
+  coordinator::ServerOptimizerSettings plain;
+  for (int r = 0; r < rounds; ++r) {
+    aggregator->reset(z.size());
+    double total = 0;
+    for (size_t k = 0; k < kMembers.size(); ++k) {
+      auto local = worker::beginLocalRound(algorithm, rho, z.data(), w[k], dual[k], trained[k]);
+      trainLocally(kMembers[k], w[k], local, local_steps, 0.05);
+      trained[k] = true;
+      auto sent = worker::outgoingVector(algorithm, w[k], dual[k]);
+      aggregator->accumulate(0, sent.data(), sent.size(), static_cast<float>(kMembers[k].samples));
+      total += kMembers[k].samples;
+    }
+    aggregator->finalize(total, plain, z.data(), nullptr);
+  }
+  Outcome out{z, 0};
+  auto best = federationOptimum();
+  for (size_t j = 0; j < z.size(); ++j) out.distance = std::max(out.distance, std::abs(z[j] - best[j]));
+  return out;
+}
+
+TEST(UpdateRules, AdmmReachesTheExactConsensusOptimum) {
+  Outcome admm = federate(proto::ALGORITHM_ADMM, 1.0, 200, 200);
+  EXPECT_LT(admm.distance, 1e-4) << "ADMM's fixed point minimises sum_k n_k f_k";
+}
+
+TEST(UpdateRules, FedAvgDriftsAwayFromTheOptimumUnderHeterogeneity) {
+  Outcome fedavg = federate(proto::ALGORITHM_FEDAVG, 0.0, 200, 200);
+  EXPECT_GT(fedavg.distance, 0.1) << "with many local steps FedAvg averages the members' own optima";
+}
+
+TEST(UpdateRules, FedAvgWithOneLocalStepIsGradientDescentOnTheFederationLoss) {
+  // One local step from z is a step of GD on sum_k n_k f_k / N: it converges.
+  Outcome fedavg = federate(proto::ALGORITHM_FEDAVG, 0.0, 2000, 1);
+  EXPECT_LT(fedavg.distance, 1e-4);
+}
+
+TEST(UpdateRules, FedProxPenaltyShrinksButDoesNotRemoveTheDrift) {
+  Outcome fedavg = federate(proto::ALGORITHM_FEDAVG, 0.0, 200, 200);
+  Outcome fedprox = federate(proto::ALGORITHM_FEDPROX, 1.0, 200, 200);
+  EXPECT_LT(fedprox.distance, fedavg.distance);
+  EXPECT_GT(fedprox.distance, 1e-3);
+}
+
+TEST(UpdateRules, FirstAdmmRoundMatchesAHandComputedStep) {
+  // rho = 1, z = 0, u = 0, w = 0 at start; with an exact local solve w_k =
+  // (a c + rho * 0) / (a + rho) per coordinate; then z = weighted mean of w + u.
+  Outcome one = federate(proto::ALGORITHM_ADMM, 1.0, 1, 2000);
+  std::vector<double> expected(3, 0.0);
+  for (size_t j = 0; j < 3; ++j) {
+    double num = 0;
+    for (const auto& m : kMembers) num += m.samples * (m.a[j] * m.c[j] / (m.a[j] + 1.0));
+    expected[j] = num / 400.0;
+  }
+  for (size_t j = 0; j < 3; ++j) EXPECT_NEAR(one.consensus[j], expected[j], 1e-5) << "coordinate " << j;
+}
+
+TEST(UpdateRules, AdmmDualUpdateUsesTheNewConsensus) {
+  std::vector<float> w = {1.0f, 2.0f}, u = {0.5f, -0.5f};
+  const float z[] = {0.25f, 1.0f};
+  auto local = worker::beginLocalRound(proto::ALGORITHM_ADMM, 0.1, z, w, u, true);
+  EXPECT_FLOAT_EQ(u[0], 0.5f + 1.0f - 0.25f);
+  EXPECT_FLOAT_EQ(u[1], -0.5f + 2.0f - 1.0f);
+  EXPECT_FLOAT_EQ(local.target[0], 0.25f - u[0]);
+  EXPECT_FLOAT_EQ(local.target[1], 1.0f - u[1]);
+  EXPECT_EQ(w, (std::vector<float>{1.0f, 2.0f})) << "ADMM keeps the local parameters";
+  auto sent = worker::outgoingVector(proto::ALGORITHM_ADMM, w, u);
+  EXPECT_FLOAT_EQ(sent[0], 1.0f + u[0]);
+}
+
+TEST(UpdateRules, FedAvgAndFedProxRestartFromTheConsensus) {
+  std::vector<float> w = {1.0f, 2.0f}, u;
+  const float z[] = {0.25f, 1.0f};
+  auto fedavg = worker::beginLocalRound(proto::ALGORITHM_FEDAVG, 0.0, z, w, u, true);
+  EXPECT_EQ(w, (std::vector<float>{0.25f, 1.0f}));
+  EXPECT_EQ(fedavg.rho, 0.0);
+  w = {1.0f, 2.0f};
+  auto easgd = worker::beginLocalRound(proto::ALGORITHM_EASGD, 0.5, z, w, u, true);
+  EXPECT_EQ(w, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(easgd.rho, 0.5);
+  EXPECT_TRUE(u.empty()) << "only ADMM keeps a dual";
+}
+
+TEST(UpdateRules, AdmmRejectsADualOfTheWrongSize) {
+  std::vector<float> w = {1.0f, 2.0f}, u = {0.0f};
+  const float z[] = {0.0f, 0.0f};
+  EXPECT_THROW(worker::beginLocalRound(proto::ALGORITHM_ADMM, 0.1, z, w, u, true), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tapestry

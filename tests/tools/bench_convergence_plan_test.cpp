@@ -1,0 +1,98 @@
+// Argument parsing, configs and the results table of `tapestry bench
+// convergence`, without training anything.
+#include <gtest/gtest.h>
+
+#include "tools/bench_convergence_plan.h"
+#include "tools/bench_convergence_report.h"
+
+namespace tapestry::tools {
+namespace {
+
+TEST(BenchConvergencePlan, QuickIsTheDefaultAndOptionsOverrideIt) {
+  auto plan = parseConvergencePlan({"--workers", "3", "--rounds", "2", "--variants", "fedavg,fedprox+nesterov"});
+  EXPECT_EQ(plan.preset, "quick");
+  EXPECT_EQ(plan.workers, 3u);
+  EXPECT_EQ(plan.rounds, 2u);
+  ASSERT_EQ(plan.variants.size(), 2u);
+  EXPECT_EQ(plan.variants[1].server, "nesterov");
+  EXPECT_DOUBLE_EQ(plan.variants[1].rho, 0.01);
+  EXPECT_TRUE(plan.variants_explicit);
+  EXPECT_EQ(plan.out_dir, "results/convergence-dirichlet");
+  EXPECT_EQ(plan.work_dir, "results/convergence-dirichlet/work");
+}
+
+TEST(BenchConvergencePlan, FullUsesLocalEpochs) {
+  auto plan = parseConvergencePlan({"--full", "--partition", "labels"});
+  EXPECT_EQ(plan.workers, 10u);
+  EXPECT_EQ(plan.rounds, 50u);
+  EXPECT_EQ(plan.local_steps, 0);
+  EXPECT_DOUBLE_EQ(plan.local_epochs, 10);
+  EXPECT_EQ(stepsForEpochs(10, 5400, 64), 844);
+  EXPECT_EQ(plan.variants.size(), convergenceVariants().size());
+}
+
+TEST(BenchConvergencePlan, BadOptionsNameTheOption) {
+  auto message = [](std::vector<std::string> args) {
+    try {
+      parseConvergencePlan(args);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({"--partition", "zipf"}).find("--partition"), std::string::npos);
+  EXPECT_NE(message({"--variants", "fedsgd"}).find("fedsgd"), std::string::npos);
+  EXPECT_NE(message({"--rounds", "0"}).find("--rounds"), std::string::npos);
+  EXPECT_NE(message({"--local-steps", "5", "--local-epochs", "1"}).find("not both"), std::string::npos);
+  EXPECT_NE(message({"--bogus", "1"}).find("--bogus"), std::string::npos);
+}
+
+TEST(BenchConvergencePlan, ConfigsCarryTheVariantsHyperParameters) {
+  auto plan = parseConvergencePlan({"--local-steps", "7"});
+  const ConvergenceVariant* adam = nullptr;
+  for (const auto& v : plan.variants)
+    if (v.name == "fedavg+adam") adam = &v;
+  ASSERT_NE(adam, nullptr);
+  auto c = coordinatorConfigFor(plan, *adam, "/pki");
+  EXPECT_EQ(c["server_optimizer"]["name"], "adam");
+  EXPECT_DOUBLE_EQ(c["server_optimizer"]["lr"].get<double>(), 0.01);
+  EXPECT_EQ(c["algorithm"]["local_steps"], 7);
+  EXPECT_FALSE(c["algorithm"].contains("rho"));
+  auto w0 = workerConfigFor(plan, 0, "/pki", "/shards"), w1 = workerConfigFor(plan, 1, "/pki", "/shards");
+  EXPECT_TRUE(w0.contains("audit_dir"));
+  EXPECT_FALSE(w1.contains("audit_dir"));
+  EXPECT_NE(w0["train"]["data_seed"], w1["train"]["data_seed"]);
+  EXPECT_EQ(w1["data"]["shard"], "/shards/worker-1");
+}
+
+TEST(BenchConvergencePlan, EncodingReachesTheWorkerConfigs) {
+  auto plain = parseConvergencePlan({});
+  EXPECT_FALSE(workerConfigFor(plain, 0, "/pki", "/shards").contains("transfer")) << "fp32 is the default";
+  auto plan = parseConvergencePlan({"--encoding", "int8"});
+  EXPECT_EQ(workerConfigFor(plan, 1, "/pki", "/shards")["transfer"]["encoding"], "int8");
+  try {
+    parseConvergencePlan({"--encoding", "fp8"});
+    FAIL() << "fp8 accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--encoding"), std::string::npos);
+  }
+}
+
+TEST(BenchConvergenceReport, TableHasEveryRowAndTheRoundsToTarget) {
+  ConvergenceResults r;
+  r.rounds = 3;
+  r.centralised = {"centralised", 0.87, {0.1, 0.7, 0.86, 0.87}};
+  r.local = {{"worker-0", 0.6, {}}, {"worker-1", 0.7, {}}};
+  r.variants.push_back({"fedavg", "", {0.1, 0.5, 0.86, 0.84}, {0, 1e6, 2e6, 3e6}, 1});
+  r.variants.push_back({"admm", "unknown key", {}, {}, 0});
+  std::string table = resultsTable(r);
+  EXPECT_NE(table.find("| fedavg | 84.00 % | 86.00 % | 2 | 3.00 MB | 2.00 MB |"), std::string::npos) << table;
+  EXPECT_NE(table.find("admm | skipped: unknown key"), std::string::npos) << table;
+  EXPECT_NE(table.find("| centralised (union of shards) | 87.00 % | 87.00 % | 2 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("local only, mean of 2 | 65.00 %"), std::string::npos) << table;
+  EXPECT_NE(table.find("local only, worst of 2 | 60.00 %"), std::string::npos) << table;
+  EXPECT_EQ(firstReaching({0.1, 0.2}, 0.85), std::nullopt);
+}
+
+}  // namespace
+}  // namespace tapestry::tools

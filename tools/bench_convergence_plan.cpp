@@ -1,0 +1,227 @@
+#include "tools/bench_convergence_plan.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include "worker/ml/dataset.h"
+
+namespace tapestry::tools {
+
+namespace {
+
+// The hyper-parameters of every federated variant, in one place. Local
+// training everywhere is the NIID-Bench recipe (LeNet, batch 64, SGD lr 0.01,
+// momentum 0.9). Server optimizers: Nesterov as in DiLoCo (lr 0.7, momentum
+// 0.9); Adam as in FedAdam (lr 0.01, betas 0.9/0.99, tau 1e-3). Proximal
+// weights: FedProx 0.01 (NIID-Bench's mu); EASGD 0.1 (elastic pull per step
+// lr*rho = 1e-3, so a worker drifts ~S steps before being pulled back);
+// ADMM 0.1 (large enough that the duals settle within a few tens of rounds).
+// Server momentum leaves ADMM's fixed point (z = mean of w + u, w = z)
+// unchanged and only changes how fast it is approached, so admm runs with
+// both; easgd+nesterov is the DiLoCo variant.
+const std::vector<ConvergenceVariant> kVariants = {
+    // name               algorithm  rho   server      lr    momentum b1   b2    eps
+    {"fedavg",            "fedavg",  0.0,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
+    {"fedavg+nesterov",   "fedavg",  0.0,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
+    {"fedavg+adam",       "fedavg",  0.0,  "adam",     0.01, 0.0,     0.9, 0.99, 1e-3},
+    {"fedprox",           "fedprox", 0.01, "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
+    {"fedprox+nesterov",  "fedprox", 0.01, "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
+    {"easgd",             "easgd",   0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
+    {"easgd+nesterov",    "easgd",   0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
+    {"admm",              "admm",    0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
+    {"admm+nesterov",     "admm",    0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
+};
+
+// The two presets. --quick fits in under 10 minutes on two cores: 4 workers
+// on a 12k-image subset, 20 rounds x 100 steps, 2000 test images.
+struct Preset {
+  const char* name;
+  size_t workers;
+  uint64_t rounds;
+  int64_t local_steps;
+  double local_epochs;
+  uint64_t limit;
+  size_t test_limit;
+  int64_t timeout_s;
+};
+constexpr Preset kQuick{"quick", 4, 20, 100, 0, 12000, 2000, 900};
+constexpr Preset kFull{"full", 10, 50, 0, 10, 0, 0, 24 * 3600};
+
+uint64_t parseCount(const std::string& flag, const std::string& text, uint64_t min) {
+  return common::parseCountArg(flag, text, min);
+}
+
+double parsePositive(const std::string& flag, const std::string& text) { return common::parsePositiveArg(flag, text); }
+
+std::vector<ConvergenceVariant> parseVariants(const std::string& list) {
+  std::vector<ConvergenceVariant> out;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) {
+    if (name.empty()) continue;
+    const ConvergenceVariant* found = nullptr;
+    for (const auto& v : kVariants)
+      if (v.name == name) found = &v;
+    if (!found) {
+      std::string known;
+      for (const auto& v : kVariants) known += (known.empty() ? "" : ", ") + v.name;
+      throw UsageError("--variants: unknown variant '" + name + "'; known: " + known);
+    }
+    out.push_back(*found);
+  }
+  if (out.empty()) throw UsageError("--variants needs at least one variant name");
+  return out;
+}
+
+}  // namespace
+
+const std::vector<ConvergenceVariant>& convergenceVariants() { return kVariants; }
+
+const char* const kBenchConvergenceUsage =
+    "usage: tapestry bench convergence [--task fashion-mnist] [--quick|--full] [--partition dirichlet|labels|iid]\n"
+    "                                  [--alpha A] [--per-worker C] [--workers K] [--rounds R]\n"
+    "                                  [--local-steps S | --local-epochs E] [--variants LIST] [--out DIR]\n"
+    "                                  [--test-limit N] [--threads N]\n"
+    "  Consensus test accuracy per round of federated variants against centralised training on the\n"
+    "  union of the shards and against each worker alone, all with the same number of sample passes.\n"
+    "  --quick            4 workers, 20 rounds x 100 steps, 12000 training images, 2000 test images (default)\n"
+    "  --full             10 workers, 50 rounds x 10 local epochs, all of Fashion-MNIST (hours)\n"
+    "  --partition P      label skew: dirichlet (default, --alpha 0.5), labels (--per-worker 2 classes), iid\n"
+    "  --variants LIST    comma-separated, default all: fedavg, fedavg+nesterov, fedavg+adam, fedprox,\n"
+    "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov\n"
+    "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
+    "  --out DIR          results.md, results.json and plots (default results/convergence-<partition>)\n"
+    "  --test-limit N     evaluate on the first N test images (0: all 10000)\n"
+    "  --threads N        LibTorch threads per worker process (default 1)\n"
+    "  --local-epochs E   local steps = E x mean shard size / batch size\n"
+    "  --task text        the multilingual task instead: one worker per fortune language, a byte-level\n"
+    "                     transformer, bits per byte per language (`--task text --help` for its options)\n";
+
+ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
+  ConvergencePlan plan;
+  plan.data_dir = worker::kFashionMnistDir;
+  const Preset* preset = &kQuick;
+  for (const auto& a : args)
+    if (a == "--full") preset = &kFull;
+  plan.preset = preset->name;
+  plan.workers = preset->workers;
+  plan.rounds = preset->rounds;
+  plan.local_steps = preset->local_steps;
+  plan.local_epochs = preset->local_epochs;
+  plan.limit = preset->limit;
+  plan.test_limit = preset->test_limit;
+  plan.timeout = std::chrono::seconds(preset->timeout_s);
+  plan.variants = kVariants;
+  plan.model.name = "cnn";
+  plan.train.lr = 0.01;
+  plan.train.momentum = 0.9;
+  plan.train.batch_size = 64;
+  plan.train.threads = 1;
+  bool steps_given = false, epochs_given = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--quick" || flag == "--full") continue;
+    if (i + 1 >= args.size()) throw UsageError("unknown option or missing value: " + flag);
+    const std::string& value = args[++i];
+    if (flag == "--partition") {
+      if (value != "dirichlet" && value != "labels" && value != "iid")
+        throw UsageError("--partition takes dirichlet, labels or iid, not '" + value + "'");
+      plan.partition = value;
+    } else if (flag == "--alpha") plan.alpha = parsePositive(flag, value);
+    else if (flag == "--per-worker") plan.per_worker = parseCount(flag, value, 1);
+    else if (flag == "--workers") plan.workers = parseCount(flag, value, 1);
+    else if (flag == "--rounds") plan.rounds = parseCount(flag, value, 1);
+    else if (flag == "--local-steps") plan.local_steps = static_cast<int64_t>(parseCount(flag, value, 1)), steps_given = true;
+    else if (flag == "--local-epochs") plan.local_epochs = parsePositive(flag, value), epochs_given = true;
+    else if (flag == "--variants") plan.variants = parseVariants(value), plan.variants_explicit = true;
+    else if (flag == "--out") plan.out_dir = value;
+    else if (flag == "--encoding") {
+      if (value != "fp32" && value != "bf16" && value != "fp16" && value != "int8")
+        throw UsageError("--encoding takes fp32, bf16, fp16 or int8, not '" + value + "'");
+      plan.encoding = value;
+    }
+    else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
+    else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
+    else if (flag == "--limit") plan.limit = parseCount(flag, value, 0);  // hidden: a smaller training set
+    else if (flag == "--data") plan.data_dir = value;                     // hidden: another Fashion-MNIST copy
+    else if (flag == "--work") plan.work_dir = value;                     // hidden: default <out>/work
+    else if (flag == "--timeout") plan.timeout = std::chrono::seconds(parseCount(flag, value, 1));  // hidden
+    else throw UsageError("unknown option " + flag);
+  }
+  if (steps_given && epochs_given) throw UsageError("give --local-steps or --local-epochs, not both");
+  if (steps_given) plan.local_epochs = 0;
+  if (epochs_given) plan.local_steps = 0;
+  if (plan.out_dir.empty()) plan.out_dir = "results/convergence-" + plan.partition;
+  if (plan.work_dir.empty()) plan.work_dir = plan.out_dir + "/work";
+  plan.central_threads = std::max(2, plan.train.threads);
+  return plan;
+}
+
+int64_t stepsForEpochs(double epochs, double mean_samples, int64_t batch_size) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::llround(epochs * mean_samples / static_cast<double>(batch_size))));
+}
+
+std::string describePlan(const ConvergencePlan& p) {
+  std::ostringstream out;
+  out << "== tapestry bench convergence (" << p.preset << "): " << p.workers << " workers, partition " << p.partition;
+  if (p.partition == "dirichlet") out << " alpha " << p.alpha;
+  if (p.partition == "labels") out << " " << p.per_worker << " classes per worker";
+  out << ", " << p.rounds << " rounds x ";
+  if (p.local_steps > 0) out << p.local_steps << " local steps";
+  else out << p.local_epochs << " local epochs";
+  out << "\n   model " << p.model.toJson().dump() << ", SGD lr " << p.train.lr << " momentum " << p.train.momentum
+      << ", batch " << p.train.batch_size << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
+      << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding
+      << "\n   variants:";
+  for (const auto& v : p.variants) {
+    out << "\n     " << v.name << ": " << v.algorithm;
+    if (v.algorithm != "fedavg") out << " rho " << v.rho;
+    out << ", server " << v.server;
+    if (v.server == "nesterov") out << " lr " << v.server_lr << " momentum " << v.momentum;
+    if (v.server == "adam") out << " lr " << v.server_lr << " betas " << v.beta1 << "/" << v.beta2 << " eps " << v.epsilon;
+  }
+  out << "\n   output: " << p.out_dir << "\n";
+  return out.str();
+}
+
+nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const ConvergenceVariant& v, const std::string& pki) {
+  nlohmann::json server = {{"name", v.server}};
+  if (v.server == "nesterov") server.update({{"lr", v.server_lr}, {"momentum", v.momentum}});
+  if (v.server == "adam")
+    server.update({{"lr", v.server_lr}, {"beta1", v.beta1}, {"beta2", v.beta2}, {"epsilon", v.epsilon}});
+  nlohmann::json algorithm = {{"name", v.algorithm}, {"local_steps", plan.local_steps}, {"init_seed", plan.init_seed}};
+  if (v.algorithm != "fedavg") algorithm["rho"] = v.rho;
+  return {{"federation_id", "bench-" + v.name},
+          {"listen", {{"host", "127.0.0.1"}, {"port", 0}, {"port_file", "state/coordinator.port"}}},
+          {"tls", {{"ca", pki + "/ca/ca.crt"}, {"cert", pki + "/coordinator.crt"}, {"key", pki + "/coordinator.key"}}},
+          {"state_dir", "state/coordinator"},
+          {"algorithm", algorithm},
+          {"rounds", {{"max", plan.rounds}, {"min_workers", plan.workers}, {"deadline_s", 3600}}},
+          {"server_optimizer", server},
+          {"aggregation", {{"device", "cpu"}}}};
+}
+
+nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std::string& pki,
+                               const std::string& shards) {
+  std::string name = "worker-" + std::to_string(k);
+  nlohmann::json j = {
+      {"name", name},
+      {"coordinator", {{"port_file", "state/coordinator.port"}}},
+      {"tls", {{"ca", pki + "/ca/ca.crt"}, {"cert", pki + "/" + name + ".crt"}, {"key", pki + "/" + name + ".key"}}},
+      {"data", {{"shard", shards + "/" + name}}},
+      {"state_dir", "state/" + name},
+      {"model", plan.model.toJson()},
+      {"train",
+       {{"lr", plan.train.lr},
+        {"momentum", plan.train.momentum},
+        {"batch_size", plan.train.batch_size},
+        {"data_seed", plan.train.data_seed + 10 + k},
+        {"threads", plan.train.threads}}}};
+  if (k == 0) j["audit_dir"] = "audit";
+  if (plan.encoding != "fp32") j["transfer"] = {{"encoding", plan.encoding}};
+  return j;
+}
+
+}  // namespace tapestry::tools

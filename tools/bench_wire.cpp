@@ -1,0 +1,214 @@
+#include "tools/bench_wire.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <sstream>
+#include <thread>
+
+#include "common/payload.h"
+#include "tools/bench_support.h"
+
+namespace tapestry::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* kUsage =
+    "usage: tapestry bench wire [--bytes SIZE] [--seconds S] [--chunk N] [--work DIR] [--bin-dir DIR]\n"
+    "  --bytes SIZE   vector size pushed per round (default 1G = 2^30 bytes of fp32)\n"
+    "  --seconds S    keep pushing rounds until S seconds have passed (default 20; at least 2 pushes)\n"
+    "  --chunk N      elements per chunk (default 1048576, as the coordinator's default)\n"
+    "  --work DIR     certificates, coordinator state and log (default: a temporary directory)\n"
+    "  --bin-dir DIR  where tapestry-coordinator is (default: next to this executable)\n";
+
+struct Trip {
+  double encode_seconds = 0;  // CRC32C per chunk, part of the upload
+  double upload_seconds = 0;
+  double round_trip_seconds = 0;
+};
+
+double secondsBetween(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Waits for the next consensus; throws on anything else that matters.
+worker::ClientEvent nextConsensus(worker::SyncClient& client, BenchCoordinator& coordinator) {
+  for (;;) {
+    worker::ClientEvent e = client.next();
+    switch (e.kind) {
+      case worker::ClientEvent::Kind::kConsensus: return e;
+      case worker::ClientEvent::Kind::kInitialRequest: break;
+      case worker::ClientEvent::Kind::kError:
+        throw std::runtime_error("the coordinator refused a push: " + e.error.message());
+      case worker::ClientEvent::Kind::kClosed:
+        throw std::runtime_error("the coordinator closed the session (" + e.detail + "); its log ends with:\n" +
+                                 coordinator.logTail(15));
+    }
+  }
+}
+
+// `openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3`, one process:
+// bytes per second, or nullopt (with the reason in `why`).
+std::optional<double> opensslAesGcm(std::string* why) {
+  if (access("/usr/bin/openssl", X_OK) != 0 && std::system("command -v openssl >/dev/null 2>&1") != 0) {
+    *why = "the openssl command-line tool is not installed (Debian package openssl)";
+    return std::nullopt;
+  }
+  FILE* pipe = popen("openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null", "r");
+  if (!pipe) {
+    *why = "cannot run openssl";
+    return std::nullopt;
+  }
+  std::string output;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
+  int status = pclose(pipe);
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string name, value;
+    // The result row: "AES-256-GCM    4271364.65k", in 1000s of bytes per second.
+    if (!(fields >> name >> value) || (name != "AES-256-GCM" && name != "aes-256-gcm")) continue;
+    if (value.empty() || value.back() != 'k') continue;
+    try {
+      return std::stod(value.substr(0, value.size() - 1)) * 1000.0;
+    } catch (const std::exception&) {
+    }
+  }
+  *why = "could not read the 16384-byte column of openssl speed (exit status " + std::to_string(status) + ")";
+  return std::nullopt;
+}
+
+int runWire(uint64_t bytes, double seconds, uint32_t chunk, const std::string& work, const std::string& bin_dir) {
+  const uint64_t count = bytes / sizeof(float);
+  if (count == 0) throw std::invalid_argument("--bytes must be at least 4");
+  const double payload = static_cast<double>(count * sizeof(float));
+  std::cout << "== tapestry bench wire: " << formatBytes(payload) << " vector (" << count << " fp32), chunks of "
+            << chunk << " elements, one lightweight worker, loopback mutual TLS 1.3, "
+            << std::thread::hardware_concurrency() << " CPU cores shared by both ends\n";
+  auto values = syntheticVector(count, 1);
+
+  BenchCoordinatorOptions options;
+  options.work_dir = work;
+  options.binary_dir = bin_dir;
+  options.rounds = 1000000;  // the bench decides when to stop
+  options.chunk_elements = chunk;
+  BenchCoordinator coordinator(options);
+  coordinator.start();
+  worker::SyncClient client(coordinator.clientOptions(0));
+  proto::WelcomeToWorker welcome;
+  std::string message;
+  bool permanent = false;
+  if (auto ec = client.connect(BenchCoordinator::hello(count, 1000), &welcome, &message, &permanent))
+    throw std::runtime_error("cannot connect to the coordinator: " + message);
+  if (!welcome.send_initial()) throw std::runtime_error("the coordinator did not ask for the initial vector");
+
+  std::vector<Trip> trips;
+  double max_error = -1;
+  const auto window_start = Clock::now();
+  const double coordinator_cpu0 = readProcessCpuSeconds(coordinator.pid()).value_or(0);
+  const double self_cpu0 = selfCpuSeconds();
+  for (uint64_t round = 0;;) {
+    proto::PushFromWorker push;
+    push.set_round(round);
+    push.set_initial(trips.empty());
+    push.set_sample_count(1000);
+    push.set_metric(std::numeric_limits<double>::quiet_NaN());
+    PushCompletion completion;
+    const auto start = Clock::now();
+    auto encoded = std::make_shared<const common::EncodedPayload>(
+        common::EncodedPayload::encode(proto::DTYPE_FP32, values->data(), values->size(), chunk));
+    const auto encoded_at = Clock::now();
+    client.push(std::move(push), std::move(encoded), completion.wrap(values));
+    const auto uploaded = completion.wait();
+    worker::ClientEvent e = nextConsensus(client, coordinator);
+    const auto back = Clock::now();
+    trips.push_back({secondsBetween(start, encoded_at), secondsBetween(start, uploaded), secondsBetween(start, back)});
+    const Trip& t = trips.back();
+    std::printf("push %zu (%s): upload %.3f s (%.2f GB/s; encode %.3f s + send %.3f s), round trip %.3f s (%.2f GB/s)\n",
+                trips.size(), trips.size() == 1 ? "initial z_0" : ("round " + std::to_string(round)).c_str(),
+                t.upload_seconds, payload / t.upload_seconds / 1e9, t.encode_seconds,
+                t.upload_seconds - t.encode_seconds, t.round_trip_seconds, 2 * payload / t.round_trip_seconds / 1e9);
+    std::fflush(stdout);
+    if (e.consensus->size() != count) throw std::runtime_error("the consensus has the wrong size");
+    if (trips.size() == 2) {
+      // One worker, fedavg, plain server step: the consensus is what it pushed.
+      max_error = 0;
+      for (size_t i = 0; i < count; ++i)
+        max_error = std::max(max_error, static_cast<double>(std::fabs((*e.consensus)[i] - (*values)[i])));
+    }
+    e.consensus.reset();
+    round = e.round;
+    if (trips.size() >= 2 && secondsBetween(window_start, Clock::now()) >= seconds) break;
+  }
+  const double wall = secondsBetween(window_start, Clock::now());
+  const double coordinator_cpu = readProcessCpuSeconds(coordinator.pid()).value_or(0) - coordinator_cpu0;
+  const double self_cpu = selfCpuSeconds() - self_cpu0;
+  client.goodbye("bench finished");
+  coordinator.stop();
+
+  std::vector<double> upload_rates, send_rates, trip_rates;
+  for (const Trip& t : trips) {
+    upload_rates.push_back(payload / t.upload_seconds / 1e9);
+    send_rates.push_back(payload / (t.upload_seconds - t.encode_seconds) / 1e9);
+    trip_rates.push_back(2 * payload / t.round_trip_seconds / 1e9);
+  }
+  const double upload = median(upload_rates), trip = median(trip_rates);
+  std::printf("consensus check: max |z - pushed| = %.3g\n", max_error);
+  std::printf("upload GB/s: %.3f (median of %zu pushes; encode + send until the last chunk is written)\n", upload,
+              trips.size());
+  std::printf("send GB/s: %.3f (median; the TLS stream alone, encode excluded)\n", median(send_rates));
+  std::printf("round trip GB/s: %.3f (median; 2 x %s moved per push -> consensus, including the coordinator's "
+              "durable checkpoint in %s)\n",
+              trip, formatBytes(payload).c_str(), coordinator.workDir().c_str());
+  std::printf("cpu: coordinator %.2f s, bench %.2f s over %.2f s wall (%.2f + %.2f cores)\n", coordinator_cpu, self_cpu,
+              wall, coordinator_cpu / wall, self_cpu / wall);
+  std::string why;
+  auto ceiling = opensslAesGcm(&why);
+  if (!ceiling) {
+    std::printf("openssl: %s; no ratio\n", why.c_str());
+    return 0;
+  }
+  const double openssl = *ceiling / 1e9;
+  std::printf("openssl speed -evp aes-256-gcm, 16384-byte blocks, one core: %.3f GB/s\n", openssl);
+  std::printf("ratio upload / openssl: %.3f (target >= 0.6)\n", upload / openssl);
+  std::printf("ratio round trip / openssl: %.3f\n", trip / openssl);
+  return 0;
+}
+
+}  // namespace
+
+int runBenchWireCommand(const std::vector<std::string>& args) {
+  uint64_t bytes = uint64_t{1} << 30;
+  double seconds = 20;
+  uint32_t chunk = 1u << 20;
+  std::string work, bin_dir;
+  try {
+    BenchArgs a(args, {"--bytes", "--seconds", "--chunk", "--work", "--bin-dir"});
+    if (a.help()) {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (auto v = a.get("--bytes")) bytes = parseByteSize(*v, "--bytes");
+    if (auto v = a.get("--seconds")) seconds = std::stod(*v);
+    if (auto v = a.get("--chunk")) chunk = static_cast<uint32_t>(parseCount(*v, "--chunk"));
+    work = a.get("--work").value_or("");
+    bin_dir = a.get("--bin-dir").value_or("");
+  } catch (const std::exception& e) {
+    std::cerr << "tapestry bench wire: " << e.what() << "\n" << kUsage;
+    return 2;
+  }
+  try {
+    return runWire(bytes, seconds, chunk, work, bin_dir);
+  } catch (const std::exception& e) {
+    std::cerr << "tapestry bench wire failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace tapestry::tools
