@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Tapestry needs, only those that are missing.
 # libopenblas0-serial replaces the reference BLAS behind Debian's LibTorch
-# (through the libblas.so.3 alternative): local training steps run 2x (CNN)
-# to 7x (transformer) faster on one core; serial, because the workers already
+# (through the libblas.so.3 alternative): local training steps run 2.3x (CNN)
+# to 6.4x (transformer) faster on one core (docs/performance.md); serial, because the workers already
 # parallelise by process and by LibTorch's own threads.
 set -euo pipefail
 
