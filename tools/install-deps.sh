@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Tapestry needs, only those that are missing.
-# libopenblas0-serial replaces the reference BLAS behind Debian's LibTorch
-# (through the libblas.so.3 alternative): local training steps run 2.3x (CNN)
-# to 6.4x (transformer) faster on one core (docs/performance.md); serial, because the workers already
-# parallelise by process and by LibTorch's own threads.
+# libopenblas0-pthread replaces the reference BLAS behind Debian's LibTorch
+# (through the libblas.so.3 alternative): local training steps run 2-6x
+# faster on one core (docs/performance.md). The threaded build is the one
+# that is safe to call from several threads at once; the trainer keeps its
+# pool to one thread, as workers parallelise by process and LibTorch threads.
 set -euo pipefail
 
 packages=(
@@ -11,7 +12,7 @@ packages=(
   libtorch-dev libboost-dev libssl-dev zlib1g-dev
   libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas0-serial
+  libopenblas0-pthread
   dataset-fashion-mnist
   fortunes fortunes-de fortunes-es fortunes-it fortunes-pl fortunes-ru
   openssl

@@ -1,5 +1,7 @@
 #include "worker/ml/trainer.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -131,8 +133,26 @@ struct Trainer::Impl {
   }
 };
 
+namespace {
+
+// When LibTorch's BLAS is OpenBLAS (Debian's libblas.so.3 alternative), keep
+// it to the calling thread: parallelism comes from worker processes and
+// LibTorch's own threads, and OpenBLAS's pool would oversubscribe the cores.
+// The threaded build is used because it is safe to call from several threads
+// at once (trainers in parallel threads); the serial build is not.
+void keepBlasSingleThreaded() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+  });
+}
+
+}  // namespace
+
 Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, Dataset train, TrainSettings settings)
     : impl_(std::make_unique<Impl>()) {
+  keepBlasSingleThreaded();
   checkSettings(settings);
   checkDataKind(spec, train, "the training set");
   if (settings.threads > 0) torch::set_num_threads(settings.threads);
