@@ -70,7 +70,22 @@ class SyncClient::Impl : public common::net::FrameHandler {
     connect_promise_ = std::promise<ConnectResult>();
     auto future = connect_promise_.get_future();
     asio::post(io_, [this, hello] { startConnect(hello); });
-    return future.get();
+    // Every path of an attempt ends in finishConnect; should one ever be
+    // lost, the attempt is abandoned after twice the connect timeout and the
+    // caller retries, rather than waiting forever.
+    if (future.wait_for(2 * options_.connect_timeout) == std::future_status::ready) return future.get();
+    std::promise<void> fenced;
+    asio::post(io_, [this, &fenced] {
+      connect_done_ = true;  // late callbacks of this attempt are ignored
+      if (connect_timer_) connect_timer_->cancel();
+      if (connection_ && !welcomed_) connection_->close(makeError(Errc::kTimeout));
+      fenced.set_value();
+    });
+    fenced.get_future().wait();
+    return failure(makeError(Errc::kTimeout),
+                   "no welcome from the coordinator at " + endpointName() + " within " +
+                       std::to_string(2 * options_.connect_timeout.count()) + " ms",
+                   false);
   }
 
   ClientEvent next() {
@@ -126,6 +141,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     auto stream = std::make_shared<common::net::TlsStream>(io_, tls_);
     auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
     auto timer = std::make_shared<asio::steady_timer>(io_, options_.connect_timeout);
+    connect_timer_ = timer;
     timer->async_wait([this, stream](const boost::system::error_code& ec) {
       if (ec || connect_done_) return;
       boost::system::error_code ignored;
@@ -183,6 +199,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   void finishConnect(ConnectResult result) {
     if (connect_done_) return;
     connect_done_ = true;
+    if (connect_timer_) connect_timer_->cancel();  // a stale timer must not end the next attempt
     connect_promise_.set_value(std::move(result));
   }
 
@@ -297,6 +314,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   std::shared_ptr<common::net::Connection> connection_;
   proto::HelloFromWorker hello_;
   std::promise<ConnectResult> connect_promise_;
+  std::shared_ptr<asio::steady_timer> connect_timer_;
   bool connect_done_ = true;
   bool welcomed_ = false;
   uint64_t expected_elements_ = 0;
