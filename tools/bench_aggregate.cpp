@@ -14,6 +14,8 @@
 
 #include "common/payload.h"
 #include "coordinator/aggregation/aggregator.h"
+#include "tools/bench_support.h"
+#include "worker/compressed_push.h"
 
 namespace tapestry::tools {
 namespace {
@@ -49,31 +51,19 @@ std::vector<std::string> splitList(const std::string& text) {
   return out;
 }
 
-// "10M" -> 10'000'000; K, M, G are decimal multipliers.
-uint64_t parseCount(const std::string& text, const char* what) {
-  size_t used = 0;
-  double value = 0.0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string suffix = text.substr(used);
-  const std::map<std::string, double> scale = {{"", 1.0}, {"K", 1e3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}};
-  const auto found = scale.find(suffix);
-  if (used == 0 || found == scale.end() || !(value * found->second >= 1.0)) {
-    throw std::invalid_argument(std::string(what) + " \"" + text +
-                                "\" is not a positive count; write e.g. 1000, 10M or 1G");
-  }
-  return static_cast<uint64_t>(value * found->second);
+// "10M" -> 10'000'000 (bench_support's parser), and at least 1.
+uint64_t positiveCount(const std::string& text, const char* what) {
+  const uint64_t v = parseCount(text, what);
+  if (v == 0) throw std::invalid_argument(std::string(what) + " \"" + text + "\" is not a positive count; write e.g. 1000, 10M or 1G");
+  return v;
 }
 
 proto::DType parseDtype(const std::string& name) {
-  if (name == "fp32") return proto::DTYPE_FP32;
-  if (name == "bf16") return proto::DTYPE_BF16;
-  if (name == "fp16") return proto::DTYPE_FP16;
-  if (name == "int8") return proto::DTYPE_INT8_BLOCK;
-  throw std::invalid_argument("--dtype \"" + name + "\" is unknown; choose from fp32, bf16, fp16, int8");
+  try {
+    return worker::parseEncoding(name);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("--dtype \"" + name + "\" is unknown; choose from fp32, bf16, fp16, int8");
+  }
 }
 
 Options parseOptions(const std::vector<std::string>& args) {
@@ -89,11 +79,11 @@ Options parseOptions(const std::vector<std::string>& args) {
     const std::string& value = args[++i];
     if (flag == "--params") {
       o.params.clear();
-      for (const std::string& item : splitList(value)) o.params.push_back(parseCount(item, "--params"));
+      for (const std::string& item : splitList(value)) o.params.push_back(positiveCount(item, "--params"));
     } else if (flag == "--workers") {
       o.workers.clear();
       for (const std::string& item : splitList(value)) {
-        o.workers.push_back(static_cast<unsigned>(std::min<uint64_t>(parseCount(item, "--workers"), 1u << 20)));
+        o.workers.push_back(static_cast<unsigned>(std::min<uint64_t>(positiveCount(item, "--workers"), 1u << 20)));
       }
     } else if (flag == "--dtype") {
       o.dtypes.clear();
@@ -104,7 +94,7 @@ Options parseOptions(const std::vector<std::string>& args) {
       }
       o.device = value;
     } else if (flag == "--threads") {
-      o.threads = static_cast<unsigned>(std::min<uint64_t>(parseCount(value, "--threads"), 1024));
+      o.threads = static_cast<unsigned>(std::min<uint64_t>(positiveCount(value, "--threads"), 1024));
     } else {
       throw std::invalid_argument("unknown option " + flag);
     }
