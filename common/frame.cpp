@@ -10,6 +10,7 @@ void encodeFrameHeader(const FrameHeader& header, uint8_t out[kFrameHeaderSize])
   out[2] = 0;
   out[3] = 0;
   for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<uint8_t>(header.length >> (8 * i));
+  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<uint8_t>(header.crc32c >> (8 * i));
 }
 
 std::error_code decodeFrameHeader(const uint8_t in[kFrameHeaderSize], FrameHeader* out) {
@@ -25,6 +26,8 @@ std::error_code decodeFrameHeader(const uint8_t in[kFrameHeaderSize], FrameHeade
   if (length > limit) return Errc::kFrameTooLarge;
   out->type = static_cast<FrameType>(in[1]);
   out->length = length;
+  out->crc32c = 0;
+  for (int i = 3; i >= 0; --i) out->crc32c = (out->crc32c << 8) | in[8 + i];
   return {};
 }
 

@@ -166,12 +166,6 @@ EncodedPayload EncodedPayload::encode(proto::DType dtype, const float* values, s
     else
       encode16<floatToFp16>(values, count, p.owned_.data());
   }
-  size_t n = chunkCount(count, chunk_elements);
-  p.header_.mutable_chunk_crc32c()->Reserve(static_cast<int>(n));
-  for (size_t i = 0; i < n; ++i) {
-    auto c = p.chunk(i);
-    p.header_.add_chunk_crc32c(crc32c(c.first, c.second));
-  }
   return p;
 }
 
@@ -205,23 +199,30 @@ std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64
       (header.dtype() == proto::DTYPE_INT8_BLOCK ? header.chunk_elements() / header.block_elements() * kBlockScaleBytes
                                                  : 0);
   if (full_chunk_bytes > kMaxChunkBytes) return Errc::kFrameTooLarge;
-  if (static_cast<uint64_t>(header.chunk_crc32c_size()) != chunkCount(header.element_count(), header.chunk_elements()))
-    return Errc::kShapeMismatch;
   return {};
 }
 
-std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size) {
+namespace {
+
+std::error_code checkChunkSize(const proto::PayloadHeader& header, size_t index, size_t size) {
   if (bytesPerElement(header.dtype()) == 0) return Errc::kUnsupportedDtype;
-  if (index >= static_cast<size_t>(header.chunk_crc32c_size())) return Errc::kShapeMismatch;
   const size_t expected = chunkByteCount(header, index);
   if (chunkElementCount(header, index) == 0 || expected == 0 || size != expected) return Errc::kShapeMismatch;
-  if (crc32c(bytes, size) != header.chunk_crc32c(static_cast<int>(index))) return Errc::kChecksumMismatch;
+  return {};
+}
+
+}  // namespace
+
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
+                            uint32_t crc) {
+  if (auto ec = checkChunkSize(header, index, size)) return ec;
+  if (crc32c(bytes, size) != crc) return Errc::kChecksumMismatch;
   return {};
 }
 
 std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
                             float* dst) {
-  if (auto ec = verifyChunk(header, index, bytes, size)) return ec;
+  if (auto ec = checkChunkSize(header, index, size)) return ec;
   const size_t count = chunkElementCount(header, index);
   switch (header.dtype()) {
     case proto::DTYPE_FP32:

@@ -2,7 +2,7 @@
 // Parameter payload codec. A payload is a PayloadHeader (Protobuf, inside a
 // control message) followed by raw chunk frames. Each chunk carries
 // chunk_elements elements (the last may be short) in the declared dtype, and
-// its CRC32C is declared in the header, so a receiver can read a chunk
+// its CRC32C rides in its frame header, so a receiver can read a chunk
 // straight into its destination and verify it there.
 //
 // Supported dtypes: FP32 (little-endian IEEE), BF16 and FP16 (round to
@@ -42,7 +42,7 @@ class EncodedPayload {
                                uint32_t chunk_elements = kDefaultChunkElements,
                                uint32_t block_elements = kDefaultBlockElements);
   const proto::PayloadHeader& header() const { return header_; }
-  size_t chunks() const { return static_cast<size_t>(header_.chunk_crc32c_size()); }
+  size_t chunks() const { return chunkCount(header_.element_count(), header_.chunk_elements()); }
   std::pair<const uint8_t*, size_t> chunk(size_t index) const;
 
  private:
@@ -53,19 +53,20 @@ class EncodedPayload {
 
 // Checks a received header before anything is allocated for it: supported
 // dtype, element_count == expected_elements, 1 <= chunk_elements <=
-// kMaxChunkElements, chunk byte size within kMaxChunkBytes, one CRC per chunk;
-// INT8_BLOCK: 1 <= block_elements <= kMaxBlockElements dividing
+// kMaxChunkElements, chunk byte size within kMaxChunkBytes; INT8_BLOCK: 1 <= block_elements <= kMaxBlockElements dividing
 // chunk_elements; other dtypes: block_elements == 0.
 std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64_t expected_elements);
 
-// Checks chunk `index` of a validated header without decoding it: its size
-// (kShapeMismatch) and CRC32C (kChecksumMismatch). A chunk that passes can go
-// straight to Aggregator::accumulateEncoded, which checks for NaN/Inf itself.
-std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size);
+// Checks received chunk `index` of a validated header without decoding it:
+// its size (kShapeMismatch) and the CRC32C its frame declared
+// (kChecksumMismatch). A chunk that passes can go straight to
+// Aggregator::accumulateEncoded, which checks for NaN/Inf itself.
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
+                            uint32_t crc32c);
 
-// verifyChunk, then decodes chunk `index` into `dst` (chunkElementCount
-// floats). `bytes` may sit at the start of `dst` (in-place widening).
-// kChecksumMismatch, kShapeMismatch (wrong size) or kNonFinite on failure.
+// Decodes chunk `index` into `dst` (chunkElementCount floats); receivers
+// verifyChunk first. `bytes` may sit at the start of `dst` (in-place
+// widening). kShapeMismatch (wrong size) or kNonFinite on failure.
 std::error_code decodeChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
                             float* dst);
 

@@ -131,7 +131,7 @@ void Federation::depart(const std::string& id) {
       initial_.clear();
       initial_.shrink_to_fit();
     } else {
-      size_t chunks = static_cast<size_t>(p.header.chunk_crc32c_size());
+      size_t chunks = common::chunkCount(p.header.element_count(), p.header.chunk_elements());
       if (p.next_chunk < chunks)
         LOG_WARN(id << " left during its push of round " << logic_.round() << " after " << p.next_chunk << "/" << chunks
                     << " chunks; the rest of its contribution is taken from the current consensus");
@@ -191,27 +191,23 @@ size_t Federation::expectedChunkBytes(const std::string& id) const {
   return common::chunkByteCount(it->second.header, it->second.next_chunk);
 }
 
-Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t size) {
+Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t size, uint32_t crc32c) {
   auto it = pushes_.find(id);
   if (it == pushes_.end()) return reject(Errc::kMalformedFrame, "a chunk arrived without a push");
   Push& p = it->second;
   size_t index = p.next_chunk;
   size_t offset = index * p.header.chunk_elements();
   size_t count = common::chunkElementCount(p.header, index);
-  if (p.initial) {
-    if (auto ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset))
-      return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
-  } else {
-    // Verified in place, then decoded inside the aggregation kernel: no
-    // separate decode pass and no decoded copy of the chunk.
-    std::error_code ec = common::verifyChunk(p.header, index, bytes, size);
-    if (!ec)
-      ec = aggregator_->accumulateEncoded(offset, static_cast<EncodedDType>(p.header.dtype()), bytes, count, p.weight,
-                                          p.header.block_elements());
-    if (ec) return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
-  }
+  // Verified in place, then (but for z_0) decoded inside the aggregation
+  // kernel: no separate decode pass and no decoded copy of the chunk.
+  std::error_code ec = common::verifyChunk(p.header, index, bytes, size, crc32c);
+  if (!ec && p.initial) ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset);
+  else if (!ec)
+    ec = aggregator_->accumulateEncoded(offset, static_cast<EncodedDType>(p.header.dtype()), bytes, count, p.weight,
+                                        p.header.block_elements());
+  if (ec) return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
   round_bytes_ += size;
-  if (++p.next_chunk == static_cast<size_t>(p.header.chunk_crc32c_size())) finishPush(id);
+  if (++p.next_chunk == common::chunkCount(p.header.element_count(), p.header.chunk_elements())) finishPush(id);
   return {};
 }
 
@@ -229,6 +225,7 @@ std::string Federation::pickInitialProvider() {
 }
 
 bool Federation::advance(Clock::time_point now) {
+  if (persist_pending_) return false;
   if (!logic_.hasConsensus()) {
     if (!initial_ready_) return false;
     consensus_ = std::make_shared<const std::vector<float>>(std::move(initial_));
@@ -308,7 +305,25 @@ void Federation::closeRound(Clock::time_point now) {
 }
 
 void Federation::persist() {
-  saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
+  if (!defer_persistence_)
+    return saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
+  // The small state is copied as it stands now; the vectors are read in
+  // place (see deferPersistence).
+  FederationState meta;
+  meta.federation_id = state_.federation_id;
+  meta.round = state_.round;
+  meta.has_consensus = state_.has_consensus;
+  meta.fingerprint = state_.fingerprint;
+  meta.model_spec = state_.model_spec;
+  meta.parameter_count = state_.parameter_count;
+  meta.server_optimizer = state_.server_optimizer;
+  meta.members = state_.members;
+  meta.log = state_.log;
+  persist_pending_ = true;
+  persist_job_ = [meta = std::move(meta), consensus = consensus_.get(), momentum = &state_.momentum,
+                  second = &state_.second_moment, dir = config_.state_dir] {
+    saveFederationState(meta, *consensus, *momentum, dir, *second);
+  };
 }
 
 // Sizes the server optimizer's state for the configured kind. State saved for

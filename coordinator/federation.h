@@ -4,6 +4,7 @@
 // Aggregator, round closing through RoundLogic, the server update, and the
 // durable state written after every round. The server feeds it events from
 // sessions and performs the sends it asks for; tests drive it directly.
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,13 +42,28 @@ class Federation {
   Rejection beginPush(const std::string& id, const proto::PushFromWorker& push);
   // Bytes the next chunk of id's push must have; 0 when no chunk is expected.
   size_t expectedChunkBytes(const std::string& id) const;
-  // Verifies, decodes and folds one chunk read into `bytes` (which may be
-  // decoded in place; it must be float-aligned).
-  Rejection pushChunk(const std::string& id, uint8_t* bytes, size_t size);
+  // Verifies (against the CRC32C its frame declared), decodes and folds one
+  // chunk read into `bytes` (which may be decoded in place; it must be
+  // float-aligned).
+  Rejection pushChunk(const std::string& id, uint8_t* bytes, size_t size, uint32_t crc32c);
 
   // Closes the round or installs z_0 when due. True when a new consensus is
-  // ready to broadcast. Persists the state before returning true.
+  // ready to broadcast. Persists the state before returning true, unless
+  // persistence is deferred.
   bool advance(Clock::time_point now);
+
+  // Deferred persistence (the server's mode): advance() leaves writing the
+  // checkpoint to the caller, who runs takePersistJob() off the io thread,
+  // overlapping the disk with the broadcast, and calls persisted() once it
+  // has returned. Until then the new consensus is not durable: no round
+  // closes, and the server holds back the last chunk of every copy of it it
+  // sends, so no worker acts on a consensus that a crash could take back.
+  // The job reads the consensus and optimizer state in place; they cannot
+  // change before persisted(), because no round can close.
+  void deferPersistence() { defer_persistence_ = true; }
+  std::function<void()> takePersistJob() { return std::exchange(persist_job_, nullptr); }
+  void persisted() { persist_pending_ = false; }
+  bool durable() const { return !persist_pending_; }
 
   // Who should upload the initial vector now (empty: nobody). Marks them.
   std::string pickInitialProvider();
@@ -86,6 +102,9 @@ class Federation {
   std::string initial_provider_;
   std::vector<float> initial_;
   bool initial_ready_ = false;
+  bool defer_persistence_ = false;
+  bool persist_pending_ = false;
+  std::function<void()> persist_job_;
   double weight_sum_ = 0;
   double delta_weight_ = 0;  // weight of this round's delta pushes
   double metric_sum_ = 0;

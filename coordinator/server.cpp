@@ -25,6 +25,8 @@ Server::Impl::Impl(CoordinatorConfig config)
       deadline_timer_(io_),
       linger_timer_(io_),
       chunk_pool_(config_.inflight_chunks) {
+  // The checkpoint of each new consensus is written by disk_ while the
+  // consensus streams out; the last chunk waits for it (Federation::deferPersistence).
   std::filesystem::create_directories(config_.state_dir);
   auto state = loadFederationState(config_.state_dir);
   if (state && state->federation_id != config_.federation_id)
@@ -38,6 +40,7 @@ Server::Impl::Impl(CoordinatorConfig config)
   auto aggregator = makeAggregator(config_.device, config_.cpu_threads);
   federation_ = std::make_unique<Federation>(config_, state ? std::move(*state) : FederationState{},
                                              std::move(aggregator), Clock::now());
+  federation_->deferPersistence();
   LOG_INFO("aggregation on " << federation_->aggregatorName());
 
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config_.listen_host), config_.listen_port);
@@ -56,6 +59,8 @@ Server::Impl::Impl(CoordinatorConfig config)
   }
 }
 
+Server::Impl::~Impl() = default;
+
 uint16_t Server::Impl::port() const { return acceptor_.local_endpoint().port(); }
 
 int Server::Impl::run() {
@@ -71,7 +76,7 @@ int Server::Impl::run() {
   armDeadline();
   checkFinished();
   io_.run();
-  return 0;
+  return failed_ ? 1 : 0;
 }
 
 void Server::Impl::accept() {
@@ -95,19 +100,19 @@ void Server::Impl::handshake(common::net::TlsStream stream) {
   timer->async_wait([pending](const boost::system::error_code& ec) {
     if (!ec) {
       boost::system::error_code ignored;
-      pending->lowest_layer().close(ignored);
+      pending->socket().close(ignored);
     }
   });
-  pending->async_handshake(asio::ssl::stream_base::server, [this, pending, timer](const boost::system::error_code& ec) {
+  pending->asyncHandshake(common::net::TlsStream::Role::kServer, [this, pending, timer](const boost::system::error_code& ec) {
     --handshaking_;
     timer->cancel();
     boost::system::error_code addr_ec;
-    auto remote = pending->lowest_layer().remote_endpoint(addr_ec);
+    auto remote = pending->socket().remote_endpoint(addr_ec);
     std::string from = addr_ec ? "unknown peer" : remote.address().to_string();
     if (ec) {
       LOG_WARN("TLS handshake from " << from << " refused: " << common::net::handshakeFailureReason(*pending, ec));
       boost::system::error_code ignored;
-      pending->lowest_layer().close(ignored);
+      pending->socket().close(ignored);
       return;
     }
     std::string identity = common::net::peerIdentity(*pending);
@@ -163,6 +168,7 @@ bool Server::Impl::advance() {
   bool any = false;
   while (federation_->advance(Clock::now())) {
     any = true;
+    startPersist();
     for (auto& [id, session] : sessions_) session->sendConsensus();
     if (federation_->finished()) {
       LOG_INFO("federation finished after round " << federation_->round() << "; final consensus sent to "
@@ -172,6 +178,39 @@ bool Server::Impl::advance() {
   }
   if (any) armDeadline();  // a new round opened: its deadline starts now
   return any;
+}
+
+void Server::Impl::startPersist() {
+  auto job = federation_->takePersistJob();
+  if (!job) return;
+  const auto started = Clock::now();
+  disk_.post([this, job = std::move(job), started] {
+    std::string error;
+    try {
+      job();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    asio::post(io_, [this, error, seconds] { persisted(error, seconds); });
+  });
+}
+
+void Server::Impl::persisted(const std::string& error, double seconds) {
+  if (!error.empty()) {
+    // Nobody has the new consensus whole, so stopping loses nothing: a
+    // restart resumes from the previous checkpoint, which is intact.
+    LOG_ERROR("cannot save the coordinator state (" << error << "); stopping. Free space or fix permissions in "
+                                                     << config_.state_dir
+                                                     << ", then restart: it resumes from the last checkpoint");
+    failed_ = true;
+    io_.stop();
+    return;
+  }
+  LOG_DEBUG("checkpoint of z_" << federation_->round() << " durable after " << seconds << " s");
+  federation_->persisted();
+  for (auto& [id, session] : sessions_) session->consensusDurable();
+  advance();
 }
 
 void Server::Impl::armDeadline() {

@@ -88,7 +88,7 @@ void Session::onPush(const proto::PushFromWorker& push) {
   if (r.code == common::makeError(Errc::kStaleRound) &&
       !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
     // Harmless lateness: skip its chunks, tell the worker, send what is current.
-    discard_chunks_ = static_cast<size_t>(push.payload().chunk_crc32c_size());
+    discard_chunks_ = common::chunkCount(push.payload().element_count(), push.payload().chunk_elements());
     sendError(proto::ERROR_STALE_ROUND, r.message, false);
     if (push.round() < server_.federation().round()) sendConsensus();
     return;
@@ -119,7 +119,7 @@ uint8_t* Session::chunkBuffer(size_t length) {
   return held_;
 }
 
-void Session::onChunk(const uint8_t*, size_t length) {
+void Session::onChunk(const uint8_t*, size_t length, uint32_t crc32c) {
   // The buffer goes back to the pool (waking a waiting session) once the
   // chunk has been folded in, whatever the outcome.
   struct Return {
@@ -132,7 +132,7 @@ void Session::onChunk(const uint8_t*, size_t length) {
     --discard_chunks_;
     return;
   }
-  Rejection r = server_.federation().pushChunk(identity_, held_, length);
+  Rejection r = server_.federation().pushChunk(identity_, held_, length, crc32c);
   if (r) return sendError(toProto(r.code), r.message, true);
   server_.advance();
 }
@@ -150,10 +150,21 @@ void Session::sendConsensus() {
   sendMessage(m);
   // Keep both the consensus and its encoding alive until the last chunk is out.
   auto keep = std::make_shared<std::pair<decltype(consensus), decltype(payload)>>(consensus, payload);
-  for (size_t i = 0; i < payload->chunks(); ++i) {
+  const size_t chunks = payload->chunks();
+  const bool hold_last = !server_.federation().durable();
+  for (size_t i = 0; i < chunks; ++i) {
     auto [data, size] = payload->chunk(i);
-    connection_->sendChunk(data, size, keep);
+    if (i + 1 == chunks && hold_last) last_chunk_ = HeldChunk{data, size, keep};
+    else connection_->sendChunk(data, size, keep);
   }
+}
+
+void Session::consensusDurable() {
+  if (!last_chunk_) return;
+  HeldChunk last = std::move(*last_chunk_);
+  last_chunk_.reset();
+  connection_->sendChunk(last.data, last.size, std::move(last.keepalive));
+  if (finish_when_sent_) finish();
 }
 
 void Session::requestInitial() {
@@ -162,7 +173,10 @@ void Session::requestInitial() {
   sendMessage(m);
 }
 
-void Session::finish() { connection_->closeAfterWrites(common::makeError(Errc::kFinished)); }
+void Session::finish() {
+  finish_when_sent_ = last_chunk_.has_value();
+  if (!finish_when_sent_) connection_->closeAfterWrites(common::makeError(Errc::kFinished));
+}
 
 void Session::onClosed(std::error_code ec) {
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));

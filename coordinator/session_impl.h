@@ -7,12 +7,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "common/net/connection_impl.h"
 #include "coordinator/chunk_pool.h"
+#include "coordinator/disk_writer.h"
 #include "coordinator/federation.h"
 #include "coordinator/server.h"
 
@@ -24,6 +26,7 @@ class Session;
 class Server::Impl {
  public:
   explicit Impl(CoordinatorConfig config);
+  ~Impl();
   uint16_t port() const;
   int run();
 
@@ -40,6 +43,8 @@ class Server::Impl {
   void handshake(common::net::TlsStream stream);
   void armDeadline();
   void checkFinished();
+  void startPersist();
+  void persisted(const std::string& error, double seconds);
 
   CoordinatorConfig config_;
   asio::io_context io_;
@@ -53,6 +58,8 @@ class Server::Impl {
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::set<std::shared_ptr<Session>> unadmitted_;
   size_t handshaking_ = 0;
+  bool failed_ = false;  // a checkpoint could not be written
+  DiskWriter disk_;      // last: it finishes its writes before the rest goes
 };
 
 class Session : public common::net::FrameHandler, public std::enable_shared_from_this<Session> {
@@ -61,14 +68,18 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   ~Session() override;
   const std::string& identity() const { return identity_; }
 
+  // Sends the current consensus. While it is not yet durable, its last
+  // chunk is held back until consensusDurable().
   void sendConsensus();
+  void consensusDurable();
   void requestInitial();
+  // Closes once the final consensus has gone out.
   void finish();
 
   void onControl(std::string_view body) override;
   bool deferChunk(size_t length, std::function<void()> resume) override;
   uint8_t* chunkBuffer(size_t length) override;
-  void onChunk(const uint8_t* data, size_t length) override;
+  void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) override;
   void onClosed(std::error_code ec) override;
 
  private:
@@ -83,6 +94,13 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   bool admitted_ = false;
   size_t discard_chunks_ = 0;
   uint8_t* held_ = nullptr;  // the pool buffer the next chunk is read into
+  struct HeldChunk {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    std::shared_ptr<const void> keepalive;
+  };
+  std::optional<HeldChunk> last_chunk_;  // of a consensus that is not yet durable
+  bool finish_when_sent_ = false;
 };
 
 }  // namespace tapestry::coordinator

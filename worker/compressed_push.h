@@ -17,6 +17,12 @@ struct TransferSettings {
   proto::DType dtype = proto::DTYPE_FP32;
   uint32_t block_elements = common::kDefaultBlockElements;  // int8 only
   bool error_feedback = true;
+  // Keep training while a push and the next consensus are on the wire
+  // (easgd and admm, which keep their own parameters between rounds): the
+  // steps taken meanwhile count towards the next round, at most one round
+  // ahead. Ignored, with a warning, for fedavg and fedprox, which restart
+  // every round from the consensus and would throw those steps away.
+  bool overlap = false;
 };
 
 // "fp32" | "bf16" | "fp16" | "int8"; throws std::invalid_argument listing them.

@@ -88,6 +88,14 @@ class SyncClient::Impl : public common::net::FrameHandler {
                    false);
   }
 
+  std::optional<ClientEvent> poll() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (events_.empty()) return std::nullopt;
+    ClientEvent e = std::move(events_.front());
+    events_.pop_front();
+    return e;
+  }
+
   ClientEvent next() {
     std::unique_lock<std::mutex> lock(mutex_);
     cv_.wait(lock, [this] { return !events_.empty(); });
@@ -145,7 +153,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     timer->async_wait([this, stream](const boost::system::error_code& ec) {
       if (ec || connect_done_) return;
       boost::system::error_code ignored;
-      stream->lowest_layer().close(ignored);
+      stream->socket().close(ignored);
       finishConnect(failure(makeError(Errc::kTimeout), "no answer from the coordinator within the connect timeout", false));
     });
     resolver->async_resolve(
@@ -153,14 +161,13 @@ class SyncClient::Impl : public common::net::FrameHandler {
         [this, stream, resolver, timer](const boost::system::error_code& ec, asio::ip::tcp::resolver::results_type r) {
           if (connect_done_) return;
           if (ec) return finishConnect(failure(ec, "cannot resolve " + options_.host + ": " + ec.message(), false));
-          asio::async_connect(stream->lowest_layer(), r, [this, stream, timer](const boost::system::error_code& ec,
+          asio::async_connect(stream->socket(), r, [this, stream, timer](const boost::system::error_code& ec,
                                                                                const asio::ip::tcp::endpoint&) {
             if (connect_done_) return;
             if (ec) return finishConnect(failure(ec, "cannot connect to " + endpointName() + ": " + ec.message(), false));
-            stream->lowest_layer().set_option(asio::ip::tcp::no_delay(true));
-            SSL_set_tlsext_host_name(stream->native_handle(), options_.server_name.c_str());
-            stream->set_verify_callback(asio::ssl::host_name_verification(options_.server_name));
-            stream->async_handshake(asio::ssl::stream_base::client, [this, stream, timer](const boost::system::error_code& ec) {
+            stream->socket().set_option(asio::ip::tcp::no_delay(true));
+            stream->setPeerName(options_.server_name);
+            stream->asyncHandshake(common::net::TlsStream::Role::kClient, [this, stream, timer](const boost::system::error_code& ec) {
               if (connect_done_) return;
               // Only a TLS-level refusal (certificate, protocol) is permanent;
               // a reset or EOF mid-handshake is a coordinator going away.
@@ -195,6 +202,26 @@ class SyncClient::Impl : public common::net::FrameHandler {
   }
 
   std::string endpointName() const { return options_.host + ":" + std::to_string(options_.port); }
+
+  // A vector for the next consensus. The caller's previous one comes back
+  // here when it lets go of it, so a federation of large models does not
+  // allocate (and page-fault through) a fresh vector every round.
+  std::shared_ptr<std::vector<float>> consensusBuffer() {
+    std::unique_ptr<std::vector<float>> v;
+    {
+      std::lock_guard<std::mutex> lock(spare_->mutex);
+      v = std::move(spare_->vector);
+    }
+    if (!v || v->size() != expected_elements_) v = std::make_unique<std::vector<float>>(expected_elements_);
+    std::weak_ptr<Spare> home = spare_;
+    return std::shared_ptr<std::vector<float>>(v.release(), [home](std::vector<float>* p) {
+      if (auto spare = home.lock()) {
+        std::lock_guard<std::mutex> lock(spare->mutex);
+        if (!spare->vector) return spare->vector.reset(p);
+      }
+      delete p;
+    });
+  }
 
   void finishConnect(ConnectResult result) {
     if (connect_done_) return;
@@ -249,7 +276,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
       detail_ = "consensus payload rejected: " + ec.message();
       return connection_->close(ec);
     }
-    incoming_ = std::make_shared<std::vector<float>>(expected_elements_);
+    incoming_ = consensusBuffer();
     incoming_header_ = c.payload();
     incoming_round_ = c.round();
     incoming_final_ = c.final();
@@ -267,13 +294,15 @@ class SyncClient::Impl : public common::net::FrameHandler {
     return staging_.data();
   }
 
-  void onChunk(const uint8_t* data, size_t length) override {
+  void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) override {
     float* dst = incoming_->data() + next_chunk_ * incoming_header_.chunk_elements();
-    if (auto ec = common::decodeChunk(incoming_header_, next_chunk_, data, length, dst)) {
+    std::error_code ec = common::verifyChunk(incoming_header_, next_chunk_, data, length, crc32c);
+    if (!ec) ec = common::decodeChunk(incoming_header_, next_chunk_, data, length, dst);
+    if (ec) {
       detail_ = "consensus chunk " + std::to_string(next_chunk_) + " rejected: " + ec.message();
       return connection_->close(ec);
     }
-    if (++next_chunk_ < static_cast<size_t>(incoming_header_.chunk_crc32c_size())) return;
+    if (++next_chunk_ < common::chunkCount(incoming_header_.element_count(), incoming_header_.chunk_elements())) return;
     ClientEvent e;
     e.kind = ClientEvent::Kind::kConsensus;
     e.round = incoming_round_;
@@ -320,6 +349,11 @@ class SyncClient::Impl : public common::net::FrameHandler {
   uint64_t expected_elements_ = 0;
   std::string detail_;
 
+  struct Spare {
+    std::mutex mutex;  // the caller's thread returns vectors
+    std::unique_ptr<std::vector<float>> vector;
+  };
+  std::shared_ptr<Spare> spare_ = std::make_shared<Spare>();
   std::shared_ptr<std::vector<float>> incoming_;
   proto::PayloadHeader incoming_header_;
   uint64_t incoming_round_ = 0;
@@ -345,6 +379,7 @@ std::error_code SyncClient::connect(const proto::HelloFromWorker& hello, proto::
 }
 
 ClientEvent SyncClient::next() { return impl_->next(); }
+std::optional<ClientEvent> SyncClient::poll() { return impl_->poll(); }
 
 void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
                       uint32_t chunk_elements) {

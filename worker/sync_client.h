@@ -6,6 +6,7 @@
 // vector and verified chunk by chunk before they are handed over.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -51,6 +52,9 @@ class SyncClient {
                           bool* permanent);
   // Blocks until the next event. After kClosed the client must be reconnected.
   ClientEvent next();
+  // The next event if one is waiting, without blocking (for a caller that
+  // trains while the consensus is on its way).
+  std::optional<ClientEvent> poll();
   // Sends a push of `values` (kept alive until written) in `dtype`.
   void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
             uint32_t chunk_elements);

@@ -61,6 +61,7 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
       t.fail("block_elements", "must be between 1 and " + std::to_string(common::kMaxBlockElements) +
                                    " and divide the coordinator's chunk_elements (256 is a good choice)");
     c.transfer.error_feedback = t.optional<bool>("error_feedback", c.transfer.error_feedback);
+    c.transfer.overlap = t.optional<bool>("overlap", c.transfer.overlap);
     t.finish();
   }
   {

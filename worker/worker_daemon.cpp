@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <limits>
 #include <sstream>
@@ -96,7 +97,7 @@ class WorkerDaemon::Impl {
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);
     for (;;) {
-      ClientEvent e = client.next();
+      ClientEvent e = overlapping() ? trainAhead(client, welcome) : waitForEvent(client);
       switch (e.kind) {
         case ClientEvent::Kind::kInitialRequest: pushInitial(client); break;
         case ClientEvent::Kind::kError:
@@ -105,6 +106,7 @@ class WorkerDaemon::Impl {
         case ClientEvent::Kind::kClosed:
           if (finished_) return kExitFinished;
           LOG_WARN("connection to the coordinator lost (" << e.detail << "); reconnecting");
+          dropStepsAhead();
           return -1;
         case ClientEvent::Kind::kConsensus:
           if (e.final) {
@@ -135,6 +137,11 @@ class WorkerDaemon::Impl {
     state_.federation_id = welcome.federation_id();
     chunk_elements_ = welcome.chunk_elements();
     algorithm_ = welcome.algorithm();
+    overlap_ = config_.transfer.overlap && keepsLocalParameters(algorithm_);
+    if (config_.transfer.overlap && !overlap_)
+      LOG_WARN("transfer.overlap is ignored: " << algorithmName(algorithm_)
+                                               << " restarts every round from the consensus, so steps taken while it "
+                                                  "is on its way would be thrown away (easgd and admm can overlap)");
     if (config_.transfer.dtype == proto::DTYPE_INT8_BLOCK && chunk_elements_ % config_.transfer.block_elements != 0) {
       LOG_ERROR("transfer.block_elements " << config_.transfer.block_elements
                                            << " does not divide the federation's chunk of " << chunk_elements_
@@ -175,18 +182,78 @@ class WorkerDaemon::Impl {
     // The residual of the last push is now owed to this round's delta.
     if (!pending_residual_.empty()) state_.residual = std::move(pending_residual_);
     pending_residual_.clear();
+    // ADMM's dual moves by the w that was pushed; a worker that trained on
+    // while waiting has moved past it since, and its snapshot is the saved state.
     std::vector<float> w(parameter_count_);
-    trainer_->parameters(w.data());
+    if (ahead_steps_ > 0) w = state_.trainer.parameters;
+    else trainer_->parameters(w.data());
     LocalRound local = beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0);
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
-    double loss = trainer_->train(welcome.local_steps(), local.rho > 0 ? local.target.data() : nullptr, local.rho);
+    const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
+    const int64_t steps = local_steps - ahead;
+    double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho);
+    if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();
     state_.trained_round = round;
     saveWorkerState(state_, config_.state_dir);
+    const double train_s = secondsSince(start);
     push(client, round, metric, shard_.val.size(), *e.consensus);
-    LOG_INFO("round " << round + 1 << ": " << welcome.local_steps() << " local steps in " << std::fixed
-                      << std::setprecision(2) << secondsSince(start) << " s, loss " << std::setprecision(4) << loss
-                      << ", consensus val " << describeMetric(metric));
+    recordRound(round, local_steps, ahead, train_s);
+    // Training on from here (overlap) pulls towards the anchor of this round.
+    target_ = std::move(local.target);
+    target_rho_ = local.rho;
+    ahead_steps_ = 0;
+    ahead_loss_sum_ = 0;
+    LOG_INFO("round " << round + 1 << ": " << local_steps << " local steps in " << std::fixed << std::setprecision(2)
+                      << train_s << " s" << (ahead > 0 ? " (" + std::to_string(ahead) + " of them while waiting)" : "")
+                      << ", loss " << std::setprecision(4) << loss << ", consensus val " << describeMetric(metric));
+  }
+
+  // A push is on its way and its consensus has not come yet.
+  bool overlapping() const {
+    return overlap_ && !target_.empty() && pushed_round_ >= 0 && pushed_round_ == state_.trained_round;
+  }
+
+  // Trains towards the last anchor, a step at a time, until an event arrives
+  // or a whole round of steps has been taken ahead; then waits for one.
+  ClientEvent trainAhead(SyncClient& client, const proto::WelcomeToWorker& welcome) {
+    const int64_t limit = welcome.local_steps();
+    while (ahead_steps_ < limit) {
+      if (auto e = client.poll()) return std::move(*e);
+      ahead_loss_sum_ += trainer_->train(1, target_rho_ > 0 ? target_.data() : nullptr, target_rho_);
+      ++ahead_steps_;
+    }
+    LOG_INFO("trained a whole round (" << limit << " steps) ahead; waiting for consensus z_" << pushed_round_ + 1);
+    return waitForEvent(client);
+  }
+
+  ClientEvent waitForEvent(SyncClient& client) {
+    const auto start = std::chrono::steady_clock::now();
+    ClientEvent e = client.next();
+    idle_s_ += secondsSince(start);
+    return e;
+  }
+
+  // Steps taken ahead were never pushed, so nothing is lost by dropping them:
+  // a new session starts from the state that was saved at the last push.
+  void dropStepsAhead() {
+    if (ahead_steps_ == 0) return;
+    trainer_->restore(state_.trainer);
+    ahead_steps_ = 0;
+    ahead_loss_sum_ = 0;
+  }
+
+  // One line per round in state_dir/rounds.jsonl: what the round cost this
+  // worker, and how long it sat idle waiting for the coordinator.
+  void recordRound(int64_t round, int64_t steps, int64_t ahead, double train_s) {
+    const auto now = std::chrono::steady_clock::now();
+    const double interval = last_push_ ? std::chrono::duration<double>(now - *last_push_).count() : std::nan("");
+    last_push_ = now;
+    nlohmann::json line = {{"round", round + 1},       {"local_steps", steps}, {"steps_ahead", ahead},
+                           {"train_s", train_s},       {"idle_s", idle_s_},    {"since_last_push_s", nullptr}};
+    if (std::isfinite(interval)) line["since_last_push_s"] = interval;
+    idle_s_ = 0;
+    std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << line.dump() << "\n";
   }
 
   // "accuracy 86.40%" or "bits_per_byte 2.315".
@@ -255,6 +322,13 @@ class WorkerDaemon::Impl {
   proto::Algorithm algorithm_ = proto::ALGORITHM_FEDPROX;
   std::vector<float> pending_residual_;  // error feedback of the last push, owed to the next round
   bool finished_ = false;
+  bool overlap_ = false;
+  std::vector<float> target_;  // the penalty anchor of the last round, for steps taken ahead
+  double target_rho_ = 0;
+  int64_t ahead_steps_ = 0;  // taken since the last push, towards the next round
+  double ahead_loss_sum_ = 0;
+  double idle_s_ = 0;  // blocked waiting for the coordinator since the last push
+  std::optional<std::chrono::steady_clock::time_point> last_push_;
 };
 
 WorkerDaemon::WorkerDaemon(WorkerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}

@@ -1,10 +1,8 @@
 #include <boost/asio/post.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
-#include <openssl/ssl.h>
 
 #include <array>
 
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/net/connection_impl.h"
 
@@ -13,10 +11,10 @@ namespace tapestry::common::net {
 Connection::Connection(TlsStream&& stream, ConnectionOptions options)
     : stream_(std::move(stream)),
       options_(std::move(options)),
-      idle_timer_(stream_.get_executor()),
-      heartbeat_timer_(stream_.get_executor()) {
+      idle_timer_(stream_.executor()),
+      heartbeat_timer_(stream_.executor()) {
   boost::system::error_code ec;
-  auto endpoint = stream_.lowest_layer().remote_endpoint(ec);
+  auto endpoint = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   last_send_ = std::chrono::steady_clock::now();
 }
@@ -51,8 +49,8 @@ void Connection::armHeartbeat() {
 }
 
 void Connection::readHeader() {
-  asio::async_read(stream_, asio::buffer(in_header_, kFrameHeaderSize),
-                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+  stream_.asyncRead(asio::buffer(in_header_, kFrameHeaderSize),
+                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                      if (self->closed_) return;
                      if (ec) return self->fail(ec, makeError(Errc::kClosed));
                      self->bytes_received_ += kFrameHeaderSize;
@@ -67,7 +65,7 @@ void Connection::readBody() {
   if (current_.type == FrameType::kChunk) {
     std::weak_ptr<Connection> weak = weak_from_this();
     auto resume = [weak] {
-      if (auto self = weak.lock()) asio::post(self->stream_.get_executor(), [self] { self->readBody(); });
+      if (auto self = weak.lock()) asio::post(self->stream_.executor(), [self] { self->readBody(); });
     };
     if (handler_->deferChunk(current_.length, std::move(resume))) return;
   }
@@ -79,15 +77,18 @@ void Connection::readBody() {
     if (!chunk_in_) return fail({}, makeError(Errc::kMalformedFrame));
     target = asio::buffer(chunk_in_, current_.length);
   }
-  asio::async_read(stream_, target, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+  stream_.asyncRead(target, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
     if (self->closed_) return;
     if (ec) return self->fail(ec, makeError(Errc::kClosed));
     self->bytes_received_ += n;
     self->armIdleTimer();
-    if (self->current_.type == FrameType::kControl)
+    if (self->current_.type == FrameType::kChunk) {
+      self->handler_->onChunk(self->chunk_in_, n, self->current_.crc32c);
+    } else {
+      if (common::crc32c(self->control_in_.data(), self->control_in_.size()) != self->current_.crc32c)
+        return self->fail({}, makeError(Errc::kChecksumMismatch));
       self->handler_->onControl(self->control_in_);
-    else
-      self->handler_->onChunk(self->chunk_in_, n);
+    }
     if (!self->closed_) self->readHeader();
   });
 }
@@ -97,7 +98,6 @@ void Connection::sendControl(std::string body) {
   // refused by the peer, so fail here where the cause is visible.
   if (body.size() > kMaxControlBytes) return close(makeError(Errc::kFrameTooLarge));
   OutFrame frame;
-  encodeFrameHeader({FrameType::kControl, static_cast<uint32_t>(body.size())}, frame.header);
   frame.owned = std::move(body);
   frame.length = frame.owned.size();
   enqueue(std::move(frame));
@@ -105,7 +105,7 @@ void Connection::sendControl(std::string body) {
 
 void Connection::sendChunk(const uint8_t* data, size_t length, std::shared_ptr<const void> keepalive) {
   OutFrame frame;
-  encodeFrameHeader({FrameType::kChunk, static_cast<uint32_t>(length)}, frame.header);
+  frame.type = FrameType::kChunk;
   frame.data = data;
   frame.length = length;
   frame.keepalive = std::move(keepalive);
@@ -127,9 +127,12 @@ void Connection::writeNext() {
   }
   writing_ = true;
   OutFrame& f = out_.front();
-  const void* body = f.owned.empty() ? static_cast<const void*>(f.data) : f.owned.data();
+  const void* body = f.type == FrameType::kControl ? static_cast<const void*>(f.owned.data()) : f.data;
+  // The checksum is taken now, just before the bytes are encrypted, so a
+  // payload streams out without a pass over it beforehand.
+  encodeFrameHeader({f.type, static_cast<uint32_t>(f.length), common::crc32c(body, f.length)}, f.header);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(f.header, kFrameHeaderSize), asio::buffer(body, f.length)};
-  asio::async_write(stream_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+  stream_.asyncWrite(buffers.data(), buffers.size(), [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
     if (self->closed_) return;
     if (ec) return self->fail(ec, makeError(Errc::kClosed));
     self->bytes_sent_ += n;
@@ -160,26 +163,25 @@ void Connection::fail(const boost::system::error_code& ec, std::error_code mappe
 void Connection::close(std::error_code reason) {
   if (closed_) return;
   closed_ = true;
-  // A socket completion queued before this close would still let Asio call
-  // SSL_read into the handler's chunk buffer (which onClosed may free) or
-  // SSL_write from a keepalive freed by out_.clear(). A TLS session marked
-  // shut down refuses both without touching those bytes.
-  SSL_set_shutdown(stream_.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  // After abort() the stream never again reads into the handler's chunk
+  // buffer (which onClosed may free) nor encrypts from a keepalive that
+  // out_.clear() frees.
+  stream_.abort();
   idle_timer_.cancel();
   heartbeat_timer_.cancel();
   boost::system::error_code ignored;
   if (close_after_writes_) {
     // Let the peer read what we last wrote (a typed error) before the socket
     // goes: half-close now, close fully a moment later.
-    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     idle_timer_.expires_after(std::chrono::milliseconds(500));
     idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
       boost::system::error_code e;
-      self->stream_.lowest_layer().close(e);
+      self->stream_.socket().close(e);
     });
   } else {
-    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.lowest_layer().close(ignored);
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
   }
   out_.clear();
   FrameHandler* handler = handler_;

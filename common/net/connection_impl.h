@@ -6,6 +6,8 @@
 // while. The first error closes the session and reaches the handler once, in
 // onClosed(); after that the handler is never called again, so its owner may
 // destroy it there.
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -35,7 +37,10 @@ class FrameHandler {
     (void)resume;
     return false;
   }
-  virtual void onChunk(const uint8_t* data, size_t length) = 0;
+  // The chunk's bytes and the CRC32C its frame declared; checking it is the
+  // handler's, so that it can answer a damaged chunk with a typed error.
+  // Control frames are checked here (kChecksumMismatch closes the session).
+  virtual void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) = 0;
   virtual void onClosed(std::error_code ec) = 0;
 };
 
@@ -69,7 +74,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   struct OutFrame {
-    uint8_t header[kFrameHeaderSize];
+    FrameType type = FrameType::kControl;
+    uint8_t header[kFrameHeaderSize];  // filled, with the body's CRC32C, as the frame goes out
     std::string owned;
     const uint8_t* data = nullptr;
     size_t length = 0;

@@ -74,8 +74,8 @@ asio::ssl::context makeClientContext(const TlsSettings& settings) {
   return ctx;
 }
 
-std::string peerIdentity(TlsStream& stream) {
-  X509* cert = SSL_get0_peer_certificate(stream.native_handle());
+std::string peerIdentity(const TlsStream& stream) {
+  X509* cert = SSL_get0_peer_certificate(stream.nativeHandle());
   if (!cert) return {};
   X509_NAME* subject = X509_get_subject_name(cert);
   int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
@@ -89,8 +89,8 @@ std::string peerIdentity(TlsStream& stream) {
   return name;
 }
 
-std::string handshakeFailureReason(TlsStream& stream, const boost::system::error_code& ec) {
-  long verify = SSL_get_verify_result(stream.native_handle());
+std::string handshakeFailureReason(const TlsStream& stream, const boost::system::error_code& ec) {
+  long verify = SSL_get_verify_result(stream.nativeHandle());
   std::string reason = ec.message();
   if (verify != X509_V_OK) reason += " (certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
   return reason;

@@ -76,6 +76,19 @@ TEST(Crc32c, HardwareEqualsPortableOnRandomBuffers) {
   }
 }
 
+TEST(Crc32c, InterleavedStreamsOfLongBuffersMatchPortable) {
+  // Lengths around the three-stream block sizes (3 x 256 and 3 x 8192 bytes)
+  // and a whole 4 MiB chunk, at every alignment of the start.
+  const auto data = randomBytes((4u << 20) + 64, 2024);
+  std::vector<size_t> lengths = {767, 768, 769, 3 * 256 + 8, 24575, 24576, 24577, 24576 + 768, 3 * 24576 + 5, 4u << 20};
+  for (size_t offset : {0, 1, 5, 8, 13}) {
+    for (size_t n : lengths) {
+      const uint8_t* p = data.data() + offset;
+      ASSERT_EQ(crc32c(p, n, 0x1234567u), crc32cPortable(p, n, 0x1234567u)) << "offset " << offset << " length " << n;
+    }
+  }
+}
+
 TEST(Crc32c, ChainingEqualsOneShot) {
   const auto data = randomBytes(3000, 99);
   const uint32_t whole = crc32c(data.data(), data.size());

@@ -97,12 +97,13 @@ TEST(PayloadInt8, CorruptOrShortChunksAreRejected) {
   auto [bytes, size] = p.chunk(1);
   std::vector<uint8_t> chunk(bytes, bytes + size);
   std::vector<float> out(256);
-  EXPECT_FALSE(verifyChunk(p.header(), 1, chunk.data(), chunk.size()));
-  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.data(), chunk.size() - 1), Errc::kShapeMismatch);
+  const uint32_t sent_crc = crc32c(bytes, size);
+  EXPECT_FALSE(verifyChunk(p.header(), 1, chunk.data(), chunk.size(), sent_crc));
+  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.data(), chunk.size() - 1, sent_crc), Errc::kShapeMismatch);
   EXPECT_EQ(decodeChunk(p.header(), 1, chunk.data(), 256, out.data()), Errc::kShapeMismatch);  // scales missing
-  EXPECT_EQ(verifyChunk(p.header(), 2, chunk.data(), chunk.size()), Errc::kShapeMismatch);
+  EXPECT_EQ(verifyChunk(p.header(), 2, chunk.data(), chunk.size(), sent_crc), Errc::kShapeMismatch);
   chunk[200] ^= 0x10;
-  EXPECT_EQ(decodeChunk(p.header(), 1, chunk.data(), chunk.size(), out.data()), Errc::kChecksumMismatch);
+  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.data(), chunk.size(), sent_crc), Errc::kChecksumMismatch);
 
   // A non-finite or overflowing scale with a matching CRC is still rejected.
   proto::PayloadHeader header = p.header();
@@ -110,8 +111,7 @@ TEST(PayloadInt8, CorruptOrShortChunksAreRejected) {
                       std::numeric_limits<float>::max() / 100.0f}) {
     chunk.assign(bytes, bytes + size);
     std::memcpy(chunk.data() + 132, &scale, sizeof(scale));  // the second block's scale
-    header.set_chunk_crc32c(1, crc32c(chunk.data(), chunk.size()));
-    EXPECT_FALSE(verifyChunk(header, 1, chunk.data(), chunk.size()));
+    EXPECT_FALSE(verifyChunk(header, 1, chunk.data(), chunk.size(), crc32c(chunk.data(), chunk.size())));
     EXPECT_EQ(decodeChunk(header, 1, chunk.data(), chunk.size(), out.data()), Errc::kNonFinite) << scale;
   }
 }
@@ -146,8 +146,6 @@ TEST(PayloadInt8, HeaderCombinationsAreValidated) {
   h.set_element_count(kMaxChunkElements);
   h.set_chunk_elements(kMaxChunkElements);
   h.set_block_elements(1);
-  h.clear_chunk_crc32c();
-  h.add_chunk_crc32c(0);
   EXPECT_EQ(validatePayloadHeader(h, kMaxChunkElements), Errc::kFrameTooLarge);
   h.set_block_elements(4);
   EXPECT_FALSE(validatePayloadHeader(h, kMaxChunkElements));

@@ -91,6 +91,7 @@ std::string FederationHarness::workerConfig(const std::string& name, const std::
       {"audit_dir", "audit/" + name},
       {"model", nlohmann::json::parse(options_.model)},
       {"train", {{"lr", 0.05}, {"batch_size", 16}, {"data_seed", 7}}},
+      {"transfer", {{"overlap", options_.overlap}}},
       {"reconnect", {{"initial_s", 0.1}, {"max_s", 0.5}, {"give_up_s", 60}}}};
   return j.dump(2);
 }
@@ -149,6 +150,16 @@ std::vector<nlohmann::json> FederationHarness::rounds() const {
 bool FederationHarness::waitForRounds(size_t n, std::chrono::seconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (rounds().size() < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+bool FederationHarness::waitForLog(const std::string& name, const std::string& text,
+                                   std::chrono::seconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (log(name).find(text) == std::string::npos) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -24,6 +24,7 @@ struct FederationOptions {
   std::string server_optimizer = "plain";
   size_t samples_per_worker = 96;  // synthetic 28x28 images
   std::string model = R"({"name": "mlp", "hidden": 8})";
+  bool overlap = false;  // workers' transfer.overlap
 };
 
 class FederationHarness {
@@ -45,6 +46,8 @@ class FederationHarness {
   // Polls until rounds() has at least n entries; false on timeout.
   bool waitForRounds(size_t n, std::chrono::seconds timeout) const;
   bool waitForFile(const std::string& path, std::chrono::seconds timeout) const;
+  // Polls logs/<name>.log until it contains `text`; false on timeout.
+  bool waitForLog(const std::string& name, const std::string& text, std::chrono::seconds timeout) const;
   std::string log(const std::string& name) const;  // contents of logs/<name>.log
   std::string checkpoint() const { return path("state/coordinator/coordinator.ckpt"); }
 

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/checkpoint.h"
@@ -127,6 +129,64 @@ TEST(Federation, CoordinatorKilledResumesByteIdenticalAndKilledWorkerRejoins) {
   // round n started from it, and so did everyone's; check the served bytes.
   auto served = section(h.path("audit/" + h.workerName(0) + "/received-round-" + std::to_string(n) + ".ckpt"), "vector");
   EXPECT_EQ(served, before->consensus);
+}
+
+std::vector<nlohmann::json> jsonLines(const std::string& file) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// ADMM with transfer.overlap: workers train on while the consensus is on its
+// way. Worker-2 joins late, so round 0 cannot close and workers 0 and 1 run a
+// whole round ahead, then wait; those steps count towards round 1, and the
+// ADMM dual moves by the vector each pushed, not by where it trained on to.
+TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
+  FederationOptions o;
+  o.algorithm = "admm";
+  o.max_rounds = 3;
+  o.local_steps = 20;
+  o.overlap = true;
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < 2; ++k) workers.push_back(h.startWorker(k));
+  for (size_t k = 0; k < 2; ++k)
+    ASSERT_TRUE(h.waitForLog(h.workerName(k), "trained a whole round (20 steps) ahead; waiting for consensus z_1",
+                             seconds(120)))
+        << h.log(h.workerName(k));
+  workers.push_back(h.startWorker(2));
+  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+
+  ASSERT_EQ(h.rounds().size(), o.max_rounds);
+  for (size_t k = 0; k < o.workers; ++k) {
+    auto lines = jsonLines(h.path("state/" + h.workerName(k) + "/rounds.jsonl"));
+    ASSERT_EQ(lines.size(), o.max_rounds) << h.workerName(k);
+    for (const auto& r : lines) {
+      EXPECT_EQ(r.at("local_steps").get<int64_t>(), 20);
+      EXPECT_LE(r.at("steps_ahead").get<int64_t>(), 20);
+    }
+    // The consensus of round 0 came only after worker-2 had joined and trained.
+    if (k < 2) {
+      EXPECT_EQ(lines[1].at("steps_ahead").get<int64_t>(), 20) << h.workerName(k);
+    }
+    // ADMM sends w_r + u_r and then sets u_{r+1} = u_r + w_r - z_{r+1}, so
+    // the dual saved after round 2's training is push_1 - z_2, whatever the
+    // worker trained on to while z_2 was on its way.
+    const auto push1 = section(h.path("audit/" + h.workerName(k) + "/push-round-1.ckpt"), "vector");
+    const auto z2 = section(h.path("audit/" + h.workerName(k) + "/received-round-2.ckpt"), "vector");
+    const auto dual = section(h.path("state/" + h.workerName(k) + "/worker.ckpt"), "dual");
+    ASSERT_EQ(dual.size(), push1.size());
+    for (size_t i = 0; i < dual.size(); ++i)
+      ASSERT_NEAR(dual[i], push1[i] - z2[i], 1e-5f * (1.0f + std::fabs(push1[i]))) << h.workerName(k) << " element " << i;
+  }
+  auto state = coordinator::loadFederationStateFile(h.checkpoint());
+  ASSERT_TRUE(state.has_value());
+  for (size_t k = 0; k < o.workers; ++k)
+    EXPECT_EQ(section(h.path("state/" + h.workerName(k) + "/consensus.ckpt"), "consensus"), state->consensus);
 }
 
 }  // namespace

@@ -4,9 +4,7 @@
 // io_context driven from the test thread with bounded waits.
 #include <gtest/gtest.h>
 
-#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 
 #include <array>
 #include <memory>
@@ -14,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/net/connection_impl.h"
 #include "net/net_test_support.h"
@@ -45,8 +44,9 @@ class RecordingHandler : public FrameHandler {
     buffer_.assign(std::max<size_t>(length, 1), 0);
     return buffer_.data();
   }
-  void onChunk(const uint8_t* data, size_t length) override {
+  void onChunk(const uint8_t* data, size_t length, uint32_t crc) override {
     EXPECT_EQ(data, buffer_.data());
+    EXPECT_EQ(crc, crc32c(data, length)) << "the frame's CRC32C is not the chunk's";
     received.push_back({true, std::string(reinterpret_cast<const char*>(data), length)});
   }
   void onClosed(std::error_code ec) override {
@@ -106,22 +106,26 @@ class ConnectionTest : public ::testing::Test {
   void writeRaw(std::string bytes) {
     raw_out_ = std::move(bytes);
     raw_written_.reset();
-    asio::async_write(pair_->client, asio::buffer(raw_out_),
-                      [this](const boost::system::error_code& ec, size_t) { raw_written_ = ec; });
+    pair_->client.asyncWrite(asio::buffer(raw_out_),
+                             [this](const boost::system::error_code& ec, size_t) { raw_written_ = ec; });
   }
   // Waits for the unwrapped client end to see the server hang up.
   bool rawPeerSeesClose() {
     auto result = std::make_shared<std::optional<boost::system::error_code>>();
-    asio::async_read(pair_->client, asio::buffer(raw_in_),
-                     [result](const boost::system::error_code& ec, size_t) { *result = ec; });
+    pair_->client.asyncRead(asio::buffer(raw_in_),
+                            [result](const boost::system::error_code& ec, size_t) { *result = ec; });
     if (!runUntil(io_, [&] { return result->has_value(); })) return false;
     return static_cast<bool>(**result);
   }
 
-  static std::string header(FrameType type, uint32_t length) {
+  static std::string header(FrameType type, uint32_t length, uint32_t crc = 0) {
     std::string h(kFrameHeaderSize, '\0');
-    encodeFrameHeader({type, length}, reinterpret_cast<uint8_t*>(h.data()));
+    encodeFrameHeader({type, length, crc}, reinterpret_cast<uint8_t*>(h.data()));
     return h;
+  }
+  // A well-formed frame: header with the body's CRC32C, then the body.
+  static std::string frame(FrameType type, const std::string& body) {
+    return header(type, static_cast<uint32_t>(body.size()), crc32c(body.data(), body.size())) + body;
   }
 
   TestPki pki_;
@@ -222,7 +226,7 @@ TEST_F(ConnectionTest, BadMagicClosesWithMalformedFrame) {
 
 TEST_F(ConnectionTest, FramesBeforeABadHeaderAreStillDelivered) {
   connectServer({});
-  std::string bytes = header(FrameType::kControl, 5) + "first";
+  std::string bytes = frame(FrameType::kControl, "first");
   std::string bad = header(FrameType::kControl, 0);
   bad[2] = 1;  // reserved byte set
   writeRaw(bytes + bad);
@@ -230,6 +234,19 @@ TEST_F(ConnectionTest, FramesBeforeABadHeaderAreStillDelivered) {
   EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kMalformedFrame));
   ASSERT_EQ(server_handler_.received.size(), 1u);
   EXPECT_EQ(server_handler_.received[0].bytes, "first");
+}
+
+TEST_F(ConnectionTest, ControlFrameWithAWrongChecksumClosesWithChecksumMismatch) {
+  connectServer({});
+  std::string good = frame(FrameType::kControl, "first");
+  std::string damaged = frame(FrameType::kControl, "second");
+  damaged.back() ^= 0x20;  // one bit of the body flipped after the CRC was taken
+  writeRaw(good + damaged);
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }));
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kChecksumMismatch));
+  ASSERT_EQ(server_handler_.received.size(), 1u);
+  EXPECT_EQ(server_handler_.received[0].bytes, "first");
+  EXPECT_TRUE(rawPeerSeesClose());
 }
 
 TEST_F(ConnectionTest, RejectedChunkBufferClosesWithMalformedFrame) {
@@ -329,7 +346,7 @@ class ReleasingHandler : public RecordingHandler {
     buffer.reset(new uint8_t[length]);
     return buffer.get();
   }
-  void onChunk(const uint8_t*, size_t length) override { received.push_back({true, std::string(length, '?')}); }
+  void onChunk(const uint8_t*, size_t length, uint32_t) override { received.push_back({true, std::string(length, '?')}); }
   void onClosed(std::error_code ec) override {
     buffer.reset();
     RecordingHandler::onClosed(ec);

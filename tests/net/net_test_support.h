@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -123,18 +123,17 @@ struct TlsPair {
 // finished its handshake within the bound.
 inline bool handshake(asio::io_context& io, TlsPair& pair) {
   asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-  acceptor.async_accept(pair.server.lowest_layer(), [&](const boost::system::error_code& ec) {
+  acceptor.async_accept(pair.server.socket(), [&](const boost::system::error_code& ec) {
     EXPECT_FALSE(ec) << ec.message();
-    pair.server.async_handshake(asio::ssl::stream_base::server,
-                                [&](const boost::system::error_code& hec) { pair.server_result = hec; });
+    pair.server.asyncHandshake(TlsStream::Role::kServer,
+                               [&](const boost::system::error_code& hec) { pair.server_result = hec; });
   });
-  pair.client.lowest_layer().async_connect(acceptor.local_endpoint(), [&](const boost::system::error_code& ec) {
+  pair.client.socket().async_connect(acceptor.local_endpoint(), [&](const boost::system::error_code& ec) {
     EXPECT_FALSE(ec) << ec.message();
     pair.connected = true;
-    SSL_set_tlsext_host_name(pair.client.native_handle(), "localhost");
-    pair.client.set_verify_callback(asio::ssl::host_name_verification("localhost"));
-    pair.client.async_handshake(asio::ssl::stream_base::client,
-                                [&](const boost::system::error_code& hec) { pair.client_result = hec; });
+    pair.client.setPeerName("localhost");
+    pair.client.asyncHandshake(TlsStream::Role::kClient,
+                               [&](const boost::system::error_code& hec) { pair.client_result = hec; });
   });
   bool done = runUntil(io, [&] { return pair.server_result && pair.client_result; });
   EXPECT_TRUE(done) << "handshake did not finish (connected: " << pair.connected << ")";
@@ -146,8 +145,8 @@ inline bool handshake(asio::io_context& io, TlsPair& pair) {
 // the client as an alert (or a closed stream) here.
 inline boost::system::error_code firstClientRead(asio::io_context& io, TlsPair& pair) {
   auto result = std::make_shared<std::optional<boost::system::error_code>>();
-  pair.client.async_read_some(asio::buffer(&pair.read_byte, 1),
-                              [result](const boost::system::error_code& ec, size_t) { *result = ec; });
+  pair.client.asyncReadSome(asio::buffer(&pair.read_byte, 1),
+                            [result](const boost::system::error_code& ec, size_t) { *result = ec; });
   EXPECT_TRUE(runUntil(io, [&] { return result->has_value(); })) << "the client's first read never completed";
   return result->value_or(asio::error::timed_out);
 }

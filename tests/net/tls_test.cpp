@@ -33,8 +33,8 @@ TEST_F(TlsTest, MutualHandshakeAuthenticatesTheWorkerOverTls13) {
   ASSERT_FALSE(*pair.client_result) << handshakeFailureReason(pair.client, *pair.client_result);
   EXPECT_EQ(peerIdentity(pair.server), "worker-07");
   EXPECT_EQ(peerIdentity(pair.client), "coordinator");
-  EXPECT_EQ(SSL_version(pair.server.native_handle()), TLS1_3_VERSION);
-  EXPECT_EQ(SSL_version(pair.client.native_handle()), TLS1_3_VERSION);
+  EXPECT_EQ(SSL_version(pair.server.nativeHandle()), TLS1_3_VERSION);
+  EXPECT_EQ(SSL_version(pair.client.nativeHandle()), TLS1_3_VERSION);
 }
 
 TEST_F(TlsTest, ClientCertificateFromForeignCaIsRefused) {
