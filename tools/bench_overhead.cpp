@@ -7,6 +7,7 @@
 #include <iostream>
 #include <vector>
 
+#include "tools/bench_overhead_federated.h"
 #include "tools/bench_support.h"
 #include "worker/ml/model_impl.h"
 #include "worker/ml/random.h"
@@ -28,7 +29,10 @@ const char* kUsage =
     "  --repeats R        timed loops of each kind, alternating (default 5)\n"
     "  --limit N          use the first N training images (default: all 60000)\n"
     "  --data DIR         Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)\n"
-    "  --threads T        torch intra-op threads for both loops (default 1)\n";
+    "  --threads T        torch intra-op threads for both loops (default 1)\n"
+    "  --fed-rounds R     then the real tapestry-worker against the real coordinator, R rounds of --steps\n"
+    "                     each, synchronous and with transfer.overlap (default 6; 0 skips it)\n"
+    "  --bin-dir DIR      where tapestry-coordinator and tapestry-worker are (default: next to this one)\n";
 
 struct OverheadPlan {
   worker::ModelSpec spec;
@@ -40,6 +44,8 @@ struct OverheadPlan {
   int threads = 1;
   double lr = 0.01, momentum = 0.9, rho = 0.01;
   uint64_t seed = 1;
+  uint64_t fed_rounds = 6;
+  std::string bin_dir;
 };
 
 // The plain LibTorch loop: torch::optim::SGD with momentum over the network's
@@ -155,6 +161,46 @@ int runOverhead(const OverheadPlan& plan) {
   std::printf("plain LibTorch (torch::optim::SGD momentum): %.3f ms/step (median), mean loss of the last loop %.4f\n", p,
               plain_loss);
   std::printf("ratio tapestry / plain: %.3f (median of repeat ratios %.3f; target <= 1.03)\n", t / p, median(ratios));
+  if (plan.fed_rounds == 0) return 0;
+
+  FederatedOverheadPlan fed;
+  fed.spec = plan.spec;
+  fed.data_dir = plan.data;
+  fed.limit = plan.limit;
+  fed.steps = plan.steps;
+  fed.batch = plan.batch;
+  fed.threads = plan.threads;
+  fed.lr = plan.lr;
+  fed.momentum = plan.momentum;
+  fed.rho = plan.rho;
+  fed.seed = plan.seed;
+  fed.rounds = plan.fed_rounds;
+  fed.bin_dir = plan.bin_dir;
+  std::printf("== the whole worker: tapestry-worker against tapestry-coordinator over loopback TLS, easgd rho %.3g, "
+              "1 member, %llu rounds of %lld steps (the first 2 untimed)\n",
+              plan.rho, static_cast<unsigned long long>(plan.fed_rounds), static_cast<long long>(plan.steps));
+  std::fflush(stdout);
+  const FederatedStepTime sync = federatedStepTime(fed, false);
+  std::printf("worker, synchronous rounds: %.3f ms/step (median of %zu rounds; %.1f%% of it waiting for the "
+              "consensus)\n",
+              sync.ms_per_step, sync.rounds_timed, 100 * sync.idle_fraction);
+  std::fflush(stdout);
+  const FederatedStepTime overlap = federatedStepTime(fed, true);
+  std::printf("worker, transfer.overlap: %.3f ms/step (median of %zu rounds; %.1f%% of it waiting)\n",
+              overlap.ms_per_step, overlap.rounds_timed, 100 * overlap.idle_fraction);
+  // The plain loop again, now that the machine has run the federation.
+  std::vector<double> plain_after;
+  for (int r = 0; r < 2; ++r) {
+    const auto start = Clock::now();
+    plain.run(plan.steps);
+    plain_after.push_back(millisPerStep(start, plan.steps));
+  }
+  const double reference = 0.5 * (p + median(plain_after));
+  std::printf("plain LibTorch, measured again after: %.3f ms/step; reference for the ratios (mean of before and "
+              "after): %.3f ms/step\n",
+              median(plain_after), reference);
+  std::printf("ratio worker (synchronous) / plain: %.3f\n", sync.ms_per_step / reference);
+  std::printf("ratio worker (overlap) / plain: %.3f (target <= 1.03)\n", overlap.ms_per_step / reference);
   return 0;
 }
 
@@ -163,7 +209,8 @@ int runOverhead(const OverheadPlan& plan) {
 int runBenchOverheadCommand(const std::vector<std::string>& args) {
   OverheadPlan plan;
   try {
-    BenchArgs a(args, {"--model", "--model-json", "--steps", "--batch", "--repeats", "--limit", "--data", "--threads"});
+    BenchArgs a(args, {"--model", "--model-json", "--steps", "--batch", "--repeats", "--limit", "--data", "--threads",
+                       "--fed-rounds", "--bin-dir"});
     if (a.help()) {
       std::cout << kUsage;
       return 0;
@@ -178,6 +225,10 @@ int runBenchOverheadCommand(const std::vector<std::string>& args) {
     if (auto v = a.get("--limit")) plan.limit = parseCount(*v, "--limit");
     if (auto v = a.get("--threads")) plan.threads = static_cast<int>(parseCount(*v, "--threads"));
     plan.data = a.get("--data").value_or(plan.data);
+    if (auto v = a.get("--fed-rounds")) plan.fed_rounds = parseCount(*v, "--fed-rounds");
+    if (plan.fed_rounds != 0 && plan.fed_rounds < 3)
+      throw std::invalid_argument("--fed-rounds must be 0 (skip) or at least 3: the first two rounds are not timed");
+    plan.bin_dir = a.get("--bin-dir").value_or("");
   } catch (const std::exception& e) {
     std::cerr << "tapestry bench overhead: " << e.what() << "\n" << kUsage;
     return 2;

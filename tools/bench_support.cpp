@@ -207,7 +207,8 @@ BenchCoordinator::BenchCoordinator(BenchCoordinatorOptions options) : options_(s
       {"tls",
        {{"ca", "pki/ca/ca.crt"}, {"cert", "pki/coordinator.crt"}, {"key", "pki/coordinator.key"}, {"crl", "pki/ca/crl.pem"}}},
       {"state_dir", "state/coordinator"},
-      {"algorithm", {{"name", "fedavg"}, {"local_steps", 1}, {"init_seed", 1}}},
+      {"algorithm",
+       {{"name", options_.algorithm}, {"rho", options_.rho}, {"local_steps", options_.local_steps}, {"init_seed", 1}}},
       {"rounds", {{"max", options_.rounds}, {"min_workers", options_.workers}, {"deadline_s", idle}}},
       {"server_optimizer", {{"name", "plain"}}},
       {"aggregation", {{"device", "cpu"}}},
@@ -260,6 +261,10 @@ worker::ClientOptions BenchCoordinator::clientOptions(size_t k) const {
   o.connect_timeout = std::chrono::milliseconds(30000);
   o.idle_timeout = options_.idle_timeout;
   return o;
+}
+
+common::net::TlsSettings BenchCoordinator::coordinatorTls() const {
+  return {dir_ + "/pki/ca/ca.crt", dir_ + "/pki/coordinator.crt", dir_ + "/pki/coordinator.key", ""};
 }
 
 proto::HelloFromWorker BenchCoordinator::hello(uint64_t parameters, uint64_t samples) {

@@ -60,6 +60,9 @@ struct BenchCoordinatorOptions {
   uint64_t rounds = 1;
   uint32_t chunk_elements = 1u << 20;
   std::chrono::seconds idle_timeout{120};
+  std::string algorithm = "fedavg";  // and rho, local_steps: what the Welcome tells workers
+  double rho = 0;
+  uint32_t local_steps = 1;
 };
 
 // A consortium CA, a coordinator certificate and one worker certificate per
@@ -88,6 +91,8 @@ class BenchCoordinator {
 
   // Options for lightweight worker k's SyncClient (its own certificate).
   worker::ClientOptions clientOptions(size_t k) const;
+  // The coordinator's own certificate, for peers measured against it.
+  common::net::TlsSettings coordinatorTls() const;
   // A Hello for a made-up model of `parameters` floats.
   static proto::HelloFromWorker hello(uint64_t parameters, uint64_t samples);
 

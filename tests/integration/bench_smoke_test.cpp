@@ -58,17 +58,23 @@ TEST(BenchSmoke, WireReportsThroughputAndRatio) {
   int code = captured(runBenchWireCommand, {"--bytes", "8M", "--seconds", "0", "--bin-dir", kBinDir}, &out);
   std::cerr << out;
   ASSERT_EQ(code, 0);
-  EXPECT_TRUE(hasLine(out, R"(^push 1 \(initial z_0\): upload)"));
+  EXPECT_TRUE(hasLine(out, R"(^push 1 \(initial z_0, first contact\): upload)"));
   EXPECT_TRUE(hasLine(out, R"(^push 2 \(round 0\): upload)"));
+  EXPECT_TRUE(hasLine(out, R"(^push 3 \(round 1\): upload)"));
   // One worker, plain averaging: the consensus is the pushed vector up to rounding.
   std::smatch check;
   ASSERT_TRUE(std::regex_search(out, check, std::regex(R"(consensus check: max \|z - pushed\| = (\S+))")));
   EXPECT_LT(std::stod(check[1]), 1e-6);
-  EXPECT_TRUE(hasLine(out, R"(^upload GB/s: [0-9.]+)"));
+  EXPECT_TRUE(hasLine(out, R"(^upload GB/s: [0-9.]+ \(median of 2 pushes after z_0)"));
   EXPECT_TRUE(hasLine(out, R"(^round trip GB/s: [0-9.]+)"));
-  EXPECT_TRUE(hasLine(out, R"(^cpu: coordinator [0-9.]+ s, bench [0-9.]+ s)"));
-  // Either the ratio against openssl, or the reason there is none.
-  EXPECT_TRUE(hasLine(out, R"(^ratio upload / openssl: [0-9.]+)") || hasLine(out, R"(^openssl: .*; no ratio$)"));
+  EXPECT_TRUE(hasLine(out, R"(^cpu after z_0: coordinator [0-9.]+ s, worker [0-9.]+ s)"));
+  // The ceilings and the peer, measured in the same run.
+  EXPECT_TRUE(hasLine(out, R"(^our TLS transport alone .*: [0-9.]+ GB/s \(median of 3\))"));
+  EXPECT_TRUE(hasLine(out, R"(^ratio upload / our TLS transport alone: [0-9.]+)"));
+  EXPECT_TRUE(hasLine(out, R"(^disk: .* written and fsync'd in [0-9.]+ s)"));
+  // Either the ratio against openssl, or the reason there is none; the same for gRPC.
+  EXPECT_TRUE(hasLine(out, R"(^ratio upload / openssl: [0-9.]+)") || hasLine(out, R"(^openssl: .+)"));
+  EXPECT_TRUE(hasLine(out, R"(^ratio upload / gRPC upload: [0-9.]+)") || hasLine(out, R"(^gRPC peer: .+)"));
 }
 
 TEST(BenchSmoke, ScaleCompletesEveryRoundWithinTheMemoryReport) {
