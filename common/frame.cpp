@@ -10,7 +10,16 @@ void encodeFrameHeader(const FrameHeader& header, uint8_t out[kFrameHeaderSize])
   out[2] = 0;
   out[3] = 0;
   for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<uint8_t>(header.length >> (8 * i));
-  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<uint8_t>(header.crc32c >> (8 * i));
+}
+
+void encodeFrameTrailer(uint32_t crc32c, uint8_t out[kFrameTrailerSize]) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(crc32c >> (8 * i));
+}
+
+uint32_t decodeFrameTrailer(const uint8_t in[kFrameTrailerSize]) {
+  uint32_t crc = 0;
+  for (int i = 3; i >= 0; --i) crc = (crc << 8) | in[i];
+  return crc;
 }
 
 std::error_code decodeFrameHeader(const uint8_t in[kFrameHeaderSize], FrameHeader* out) {
@@ -26,8 +35,6 @@ std::error_code decodeFrameHeader(const uint8_t in[kFrameHeaderSize], FrameHeade
   if (length > limit) return Errc::kFrameTooLarge;
   out->type = static_cast<FrameType>(in[1]);
   out->length = length;
-  out->crc32c = 0;
-  for (int i = 3; i >= 0; --i) out->crc32c = (out->crc32c << 8) | in[8 + i];
   return {};
 }
 

@@ -213,10 +213,9 @@ std::error_code checkChunkSize(const proto::PayloadHeader& header, size_t index,
 
 }  // namespace
 
-std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
-                            uint32_t crc) {
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, size_t size, bool intact) {
   if (auto ec = checkChunkSize(header, index, size)) return ec;
-  if (crc32c(bytes, size) != crc) return Errc::kChecksumMismatch;
+  if (!intact) return Errc::kChecksumMismatch;
   return {};
 }
 

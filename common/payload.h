@@ -58,11 +58,11 @@ class EncodedPayload {
 std::error_code validatePayloadHeader(const proto::PayloadHeader& header, uint64_t expected_elements);
 
 // Checks received chunk `index` of a validated header without decoding it:
-// its size (kShapeMismatch) and the CRC32C its frame declared
-// (kChecksumMismatch). A chunk that passes can go straight to
-// Aggregator::accumulateEncoded, which checks for NaN/Inf itself.
-std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, const uint8_t* bytes, size_t size,
-                            uint32_t crc32c);
+// its size (kShapeMismatch) and whether the transport found its CRC32C intact
+// (kChecksumMismatch otherwise; frames carry the checksum, common/frame.h). A
+// chunk that passes can go straight to Aggregator::accumulateEncoded, which
+// checks for NaN/Inf itself.
+std::error_code verifyChunk(const proto::PayloadHeader& header, size_t index, size_t size, bool intact);
 
 // Decodes chunk `index` into `dst` (chunkElementCount floats); receivers
 // verifyChunk first. `bytes` may sit at the start of `dst` (in-place

@@ -191,7 +191,7 @@ size_t Federation::expectedChunkBytes(const std::string& id) const {
   return common::chunkByteCount(it->second.header, it->second.next_chunk);
 }
 
-Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t size, uint32_t crc32c) {
+Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t size, bool intact) {
   auto it = pushes_.find(id);
   if (it == pushes_.end()) return reject(Errc::kMalformedFrame, "a chunk arrived without a push");
   Push& p = it->second;
@@ -200,7 +200,7 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
   size_t count = common::chunkElementCount(p.header, index);
   // Verified in place, then (but for z_0) decoded inside the aggregation
   // kernel: no separate decode pass and no decoded copy of the chunk.
-  std::error_code ec = common::verifyChunk(p.header, index, bytes, size, crc32c);
+  std::error_code ec = common::verifyChunk(p.header, index, size, intact);
   if (!ec && p.initial) ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset);
   else if (!ec)
     ec = aggregator_->accumulateEncoded(offset, static_cast<EncodedDType>(p.header.dtype()), bytes, count, p.weight,

@@ -42,10 +42,10 @@ class Federation {
   Rejection beginPush(const std::string& id, const proto::PushFromWorker& push);
   // Bytes the next chunk of id's push must have; 0 when no chunk is expected.
   size_t expectedChunkBytes(const std::string& id) const;
-  // Verifies (against the CRC32C its frame declared), decodes and folds one
-  // chunk read into `bytes` (which may be decoded in place; it must be
-  // float-aligned).
-  Rejection pushChunk(const std::string& id, uint8_t* bytes, size_t size, uint32_t crc32c);
+  // Verifies, decodes and folds one chunk read into `bytes` (which may be
+  // decoded in place; it must be float-aligned). `intact`: the transport
+  // found its CRC32C to match the one its frame carried.
+  Rejection pushChunk(const std::string& id, uint8_t* bytes, size_t size, bool intact);
 
   // Closes the round or installs z_0 when due. True when a new consensus is
   // ready to broadcast. Persists the state before returning true, unless

@@ -119,7 +119,7 @@ uint8_t* Session::chunkBuffer(size_t length) {
   return held_;
 }
 
-void Session::onChunk(const uint8_t*, size_t length, uint32_t crc32c) {
+void Session::onChunk(const uint8_t*, size_t length, bool intact) {
   // The buffer goes back to the pool (waking a waiting session) once the
   // chunk has been folded in, whatever the outcome.
   struct Return {
@@ -132,7 +132,7 @@ void Session::onChunk(const uint8_t*, size_t length, uint32_t crc32c) {
     --discard_chunks_;
     return;
   }
-  Rejection r = server_.federation().pushChunk(identity_, held_, length, crc32c);
+  Rejection r = server_.federation().pushChunk(identity_, held_, length, intact);
   if (r) return sendError(toProto(r.code), r.message, true);
   server_.advance();
 }

@@ -79,7 +79,7 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   void onControl(std::string_view body) override;
   bool deferChunk(size_t length, std::function<void()> resume) override;
   uint8_t* chunkBuffer(size_t length) override;
-  void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) override;
+  void onChunk(const uint8_t* data, size_t length, bool intact) override;
   void onClosed(std::error_code ec) override;
 
  private:

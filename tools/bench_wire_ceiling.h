@@ -16,7 +16,7 @@ namespace tapestry::tools {
 // Seconds for each of `repeats` one-way transfers of `bytes` bytes from
 // `data`, as chunk frames of `chunk_bytes`, from a client Connection (the
 // `client` identity) to a server Connection (`server`, SAN localhost) that
-// checks each chunk's CRC32C and drops it. Throws std::runtime_error.
+// drops each chunk once the transport has checked its CRC32C. Throws std::runtime_error.
 std::vector<double> tlsTransportSeconds(const common::net::TlsSettings& server, const common::net::TlsSettings& client,
                                         const uint8_t* data, size_t bytes, size_t chunk_bytes, int repeats);
 

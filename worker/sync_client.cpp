@@ -294,9 +294,9 @@ class SyncClient::Impl : public common::net::FrameHandler {
     return staging_.data();
   }
 
-  void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) override {
+  void onChunk(const uint8_t* data, size_t length, bool intact) override {
     float* dst = incoming_->data() + next_chunk_ * incoming_header_.chunk_elements();
-    std::error_code ec = common::verifyChunk(incoming_header_, next_chunk_, data, length, crc32c);
+    std::error_code ec = common::verifyChunk(incoming_header_, next_chunk_, length, intact);
     if (!ec) ec = common::decodeChunk(incoming_header_, next_chunk_, data, length, dst);
     if (ec) {
       detail_ = "consensus chunk " + std::to_string(next_chunk_) + " rejected: " + ec.message();

@@ -2,7 +2,6 @@
 
 #include <array>
 
-#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/net/connection_impl.h"
 
@@ -77,20 +76,34 @@ void Connection::readBody() {
     if (!chunk_in_) return fail({}, makeError(Errc::kMalformedFrame));
     target = asio::buffer(chunk_in_, current_.length);
   }
-  stream_.asyncRead(target, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-    if (self->closed_) return;
-    if (ec) return self->fail(ec, makeError(Errc::kClosed));
-    self->bytes_received_ += n;
-    self->armIdleTimer();
-    if (self->current_.type == FrameType::kChunk) {
-      self->handler_->onChunk(self->chunk_in_, n, self->current_.crc32c);
-    } else {
-      if (common::crc32c(self->control_in_.data(), self->control_in_.size()) != self->current_.crc32c)
-        return self->fail({}, makeError(Errc::kChecksumMismatch));
-      self->handler_->onControl(self->control_in_);
-    }
-    if (!self->closed_) self->readHeader();
-  });
+  in_crc_ = 0;
+  stream_.asyncRead(
+      target,
+      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+        if (self->closed_) return;
+        if (ec) return self->fail(ec, makeError(Errc::kClosed));
+        self->in_length_ = n;
+        self->readTrailer();
+      },
+      &in_crc_);
+}
+
+void Connection::readTrailer() {
+  stream_.asyncRead(asio::buffer(in_trailer_, kFrameTrailerSize),
+                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                      if (self->closed_) return;
+                      if (ec) return self->fail(ec, makeError(Errc::kClosed));
+                      self->bytes_received_ += self->in_length_ + kFrameTrailerSize;
+                      self->armIdleTimer();
+                      const bool intact = decodeFrameTrailer(self->in_trailer_) == self->in_crc_;
+                      if (self->current_.type == FrameType::kChunk) {
+                        self->handler_->onChunk(self->chunk_in_, self->in_length_, intact);
+                      } else {
+                        if (!intact) return self->fail({}, makeError(Errc::kChecksumMismatch));
+                        self->handler_->onControl(self->control_in_);
+                      }
+                      if (!self->closed_) self->readHeader();
+                    });
 }
 
 void Connection::sendControl(std::string body) {
@@ -114,7 +127,7 @@ void Connection::sendChunk(const uint8_t* data, size_t length, std::shared_ptr<c
 
 void Connection::enqueue(OutFrame&& frame) {
   if (closed_ || close_after_writes_) return;
-  queued_bytes_ += frame.length + kFrameHeaderSize;
+  queued_bytes_ += frame.length + kFrameHeaderSize + kFrameTrailerSize;
   out_.push_back(std::move(frame));
   if (!writing_) writeNext();
 }
@@ -128,19 +141,22 @@ void Connection::writeNext() {
   writing_ = true;
   OutFrame& f = out_.front();
   const void* body = f.type == FrameType::kControl ? static_cast<const void*>(f.owned.data()) : f.data;
-  // The checksum is taken now, just before the bytes are encrypted, so a
-  // payload streams out without a pass over it beforehand.
-  encodeFrameHeader({f.type, static_cast<uint32_t>(f.length), common::crc32c(body, f.length)}, f.header);
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(f.header, kFrameHeaderSize), asio::buffer(body, f.length)};
-  stream_.asyncWrite(buffers.data(), buffers.size(), [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-    if (self->closed_) return;
-    if (ec) return self->fail(ec, makeError(Errc::kClosed));
-    self->bytes_sent_ += n;
-    self->queued_bytes_ -= n;
-    self->last_send_ = std::chrono::steady_clock::now();
-    self->out_.pop_front();
-    self->writeNext();
-  });
+  encodeFrameHeader({f.type, static_cast<uint32_t>(f.length)}, f.header);
+  std::array<asio::const_buffer, 3> buffers{asio::buffer(f.header, kFrameHeaderSize), asio::buffer(body, f.length),
+                                            asio::buffer(f.trailer, kFrameTrailerSize)};
+  // The trailer's CRC32C is taken record by record as the body is encrypted.
+  stream_.asyncWrite(
+      buffers.data(), buffers.size(),
+      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+        if (self->closed_) return;
+        if (ec) return self->fail(ec, makeError(Errc::kClosed));
+        self->bytes_sent_ += n;
+        self->queued_bytes_ -= n;
+        self->last_send_ = std::chrono::steady_clock::now();
+        self->out_.pop_front();
+        self->writeNext();
+      },
+      TlsStream::Checksum{1, f.trailer});
 }
 
 void Connection::closeAfterWrites(std::error_code reason) {

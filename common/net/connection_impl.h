@@ -37,10 +37,10 @@ class FrameHandler {
     (void)resume;
     return false;
   }
-  // The chunk's bytes and the CRC32C its frame declared; checking it is the
-  // handler's, so that it can answer a damaged chunk with a typed error.
-  // Control frames are checked here (kChecksumMismatch closes the session).
-  virtual void onChunk(const uint8_t* data, size_t length, uint32_t crc32c) = 0;
+  // The chunk's bytes, and whether their CRC32C matched the frame's trailer.
+  // A damaged chunk is the handler's to answer (with a typed error); a
+  // damaged control frame closes the session here with kChecksumMismatch.
+  virtual void onChunk(const uint8_t* data, size_t length, bool intact) = 0;
   virtual void onClosed(std::error_code ec) = 0;
 };
 
@@ -75,7 +75,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   struct OutFrame {
     FrameType type = FrameType::kControl;
-    uint8_t header[kFrameHeaderSize];  // filled, with the body's CRC32C, as the frame goes out
+    uint8_t header[kFrameHeaderSize];
+    uint8_t trailer[kFrameTrailerSize];  // the body's CRC32C, filled as the body is encrypted
     std::string owned;
     const uint8_t* data = nullptr;
     size_t length = 0;
@@ -85,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void enqueue(OutFrame&& frame);
   void readHeader();
   void readBody();
+  void readTrailer();
   void writeNext();
   void armIdleTimer();
   void armHeartbeat();
@@ -96,6 +98,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer idle_timer_;
   asio::steady_timer heartbeat_timer_;
   uint8_t in_header_[kFrameHeaderSize];
+  uint8_t in_trailer_[kFrameTrailerSize];
+  uint32_t in_crc_ = 0;  // of the body being read, taken as it is decrypted
+  size_t in_length_ = 0;
   FrameHeader current_;
   std::string control_in_;
   uint8_t* chunk_in_ = nullptr;

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/crc32c.h"
 #include "common/net/tls_stream_impl.h"
 
 namespace tapestry::common::net {
@@ -82,16 +83,17 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
     progress();
   }
 
-  void read(asio::mutable_buffer buffer, bool some, IoHandler handler) {
-    read_ = ReadOp{static_cast<uint8_t*>(buffer.data()), buffer.size(), 0, some, std::move(handler)};
+  void read(asio::mutable_buffer buffer, bool some, IoHandler handler, uint32_t* crc) {
+    read_ = ReadOp{static_cast<uint8_t*>(buffer.data()), buffer.size(), 0, some, crc, std::move(handler)};
     progress();
   }
 
-  void write(const asio::const_buffer* buffers, size_t count, IoHandler handler) {
+  void write(const asio::const_buffer* buffers, size_t count, IoHandler handler, Checksum checksum) {
     if (count > kMaxWriteBuffers) throw std::invalid_argument("TlsStream::asyncWrite takes at most 4 buffers");
     write_ = WriteOp{};
     std::copy(buffers, buffers + count, write_.buffers.begin());
     write_.count = count;
+    write_.checksum = checksum;
     write_.handler = std::move(handler);
     progress();
   }
@@ -111,6 +113,7 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
     size_t size = 0;
     size_t done = 0;
     bool some = false;
+    uint32_t* crc = nullptr;
     IoHandler handler;  // set while the read is outstanding
   };
   struct WriteOp {
@@ -119,6 +122,8 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
     size_t index = 0;   // buffer being encrypted
     size_t offset = 0;  // into it
     size_t done = 0;    // plaintext bytes encrypted so far
+    Checksum checksum;
+    uint32_t crc = 0;   // of buffers[checksum.of] so far
     IoHandler handler;
   };
 
@@ -207,11 +212,12 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
 
   void stepRead() {
     ReadOp& op = read_;
+    ERR_clear_error();  // once: calls that succeed leave the queue empty
     while (op.done < op.size) {
       size_t got = 0;
-      ERR_clear_error();
       const int r = SSL_read_ex(ssl_, op.data + op.done, op.size - op.done, &got);
       if (r == 1) {
+        if (op.crc) *op.crc = common::crc32c(op.data + op.done, got, *op.crc);
         op.done += got;
         if (op.some) break;
         continue;
@@ -231,9 +237,12 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
 
   void stepWrite() {
     WriteOp& op = write_;
+    ERR_clear_error();
     while (op.index < op.count) {
       const asio::const_buffer& b = op.buffers[op.index];
       if (op.offset == b.size()) {
+        if (op.index == op.checksum.of)
+          for (int i = 0; i < 4; ++i) op.checksum.out[i] = static_cast<uint8_t>(op.crc >> (8 * i));
         ++op.index;
         op.offset = 0;
         continue;
@@ -243,7 +252,6 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
         if (out_.size() - out_end_ < kRecordRoom) break;  // the flush resumes us
       }
       size_t written = 0;
-      ERR_clear_error();
       const int r = SSL_write_ex(ssl_, static_cast<const uint8_t*>(b.data()) + op.offset,
                                  std::min(b.size() - op.offset, kRecordPlain), &written);
       if (r != 1) {
@@ -256,6 +264,8 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
         }
         return post(std::exchange(op.handler, nullptr), sslError(ssl_, r), op.done);
       }
+      if (op.index == op.checksum.of)
+        op.crc = common::crc32c(static_cast<const uint8_t*>(b.data()) + op.offset, written, op.crc);
       op.offset += written;
       op.done += written;
     }
@@ -345,14 +355,17 @@ SSL* TlsStream::nativeHandle() const { return impl_->ssl(); }
 asio::any_io_executor TlsStream::executor() { return impl_->socket().get_executor(); }
 void TlsStream::setPeerName(const std::string& name) { impl_->setPeerName(name); }
 void TlsStream::asyncHandshake(Role role, Handler handler) { impl_->handshake(role, std::move(handler)); }
-void TlsStream::asyncRead(asio::mutable_buffer buffer, IoHandler handler) {
-  impl_->read(buffer, false, std::move(handler));
+void TlsStream::asyncRead(asio::mutable_buffer buffer, IoHandler handler, uint32_t* crc) {
+  impl_->read(buffer, false, std::move(handler), crc);
 }
 void TlsStream::asyncReadSome(asio::mutable_buffer buffer, IoHandler handler) {
-  impl_->read(buffer, true, std::move(handler));
+  impl_->read(buffer, true, std::move(handler), nullptr);
+}
+void TlsStream::asyncWrite(const asio::const_buffer* buffers, size_t count, IoHandler handler, Checksum checksum) {
+  impl_->write(buffers, count, std::move(handler), checksum);
 }
 void TlsStream::asyncWrite(const asio::const_buffer* buffers, size_t count, IoHandler handler) {
-  impl_->write(buffers, count, std::move(handler));
+  impl_->write(buffers, count, std::move(handler), Checksum{});
 }
 void TlsStream::abort() { impl_->abort(); }
 bool TlsStream::aborted() const { return impl_->aborted(); }

@@ -56,12 +56,22 @@ class TlsStream {
   void setPeerName(const std::string& name);
 
   void asyncHandshake(Role role, Handler handler);
-  // Completes when `buffer` is full, or with the first error.
-  void asyncRead(asio::mutable_buffer buffer, IoHandler handler);
+  // Completes when `buffer` is full, or with the first error. With `crc`,
+  // the CRC32C of the bytes read is chained onto *crc as each record is
+  // decrypted, while it is still in cache, instead of in a pass afterwards.
+  void asyncRead(asio::mutable_buffer buffer, IoHandler handler, uint32_t* crc = nullptr);
   // Completes once at least one byte has been read.
   void asyncReadSome(asio::mutable_buffer buffer, IoHandler handler);
   // Completes once every byte of `buffers` (the first `count`) has been
-  // handed to the socket. The bytes must stay valid until then.
+  // handed to the socket. The bytes must stay valid until then. With a
+  // checksum, the CRC32C of buffers[checksum.of] is taken as it is encrypted
+  // and stored little-endian into the 4 bytes at checksum.out, which must lie
+  // in a later buffer: a trailer that costs no pass of its own.
+  struct Checksum {
+    size_t of = kMaxWriteBuffers;  // none
+    uint8_t* out = nullptr;
+  };
+  void asyncWrite(const asio::const_buffer* buffers, size_t count, IoHandler handler, Checksum checksum);
   void asyncWrite(const asio::const_buffer* buffers, size_t count, IoHandler handler);
   void asyncWrite(asio::const_buffer buffer, IoHandler handler) { asyncWrite(&buffer, 1, std::move(handler)); }
 

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "aggregation/aggregation_reference.h"
-#include "common/crc32c.h"
 #include "common/payload.h"
 #include "coordinator/aggregation/aggregator.h"
 
@@ -40,7 +39,7 @@ inline void accumulateEncodedPayload(Aggregator& aggregator, const common::Encod
   const proto::PayloadHeader& header = payload.header();
   for (size_t c = payload.chunks(); c-- > 0;) {
     const auto [bytes, size] = payload.chunk(c);
-    ASSERT_FALSE(common::verifyChunk(header, c, bytes, size, common::crc32c(bytes, size)));
+    ASSERT_FALSE(common::verifyChunk(header, c, size, true));
     const std::error_code ec =
         aggregator.accumulateEncoded(c * header.chunk_elements(), static_cast<EncodedDType>(header.dtype()), bytes,
                                      common::chunkElementCount(header, c), weight, header.block_elements());

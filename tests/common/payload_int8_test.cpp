@@ -98,12 +98,13 @@ TEST(PayloadInt8, CorruptOrShortChunksAreRejected) {
   std::vector<uint8_t> chunk(bytes, bytes + size);
   std::vector<float> out(256);
   const uint32_t sent_crc = crc32c(bytes, size);
-  EXPECT_FALSE(verifyChunk(p.header(), 1, chunk.data(), chunk.size(), sent_crc));
-  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.data(), chunk.size() - 1, sent_crc), Errc::kShapeMismatch);
+  EXPECT_FALSE(verifyChunk(p.header(), 1, chunk.size(), true));
+  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.size() - 1, true), Errc::kShapeMismatch);
   EXPECT_EQ(decodeChunk(p.header(), 1, chunk.data(), 256, out.data()), Errc::kShapeMismatch);  // scales missing
-  EXPECT_EQ(verifyChunk(p.header(), 2, chunk.data(), chunk.size(), sent_crc), Errc::kShapeMismatch);
+  EXPECT_EQ(verifyChunk(p.header(), 2, chunk.size(), true), Errc::kShapeMismatch);
   chunk[200] ^= 0x10;
-  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.data(), chunk.size(), sent_crc), Errc::kChecksumMismatch);
+  EXPECT_EQ(verifyChunk(p.header(), 1, chunk.size(), crc32c(chunk.data(), chunk.size()) == sent_crc),
+            Errc::kChecksumMismatch);
 
   // A non-finite or overflowing scale with a matching CRC is still rejected.
   proto::PayloadHeader header = p.header();
@@ -111,7 +112,7 @@ TEST(PayloadInt8, CorruptOrShortChunksAreRejected) {
                       std::numeric_limits<float>::max() / 100.0f}) {
     chunk.assign(bytes, bytes + size);
     std::memcpy(chunk.data() + 132, &scale, sizeof(scale));  // the second block's scale
-    EXPECT_FALSE(verifyChunk(header, 1, chunk.data(), chunk.size(), crc32c(chunk.data(), chunk.size())));
+    EXPECT_FALSE(verifyChunk(header, 1, chunk.size(), true));
     EXPECT_EQ(decodeChunk(header, 1, chunk.data(), chunk.size(), out.data()), Errc::kNonFinite) << scale;
   }
 }

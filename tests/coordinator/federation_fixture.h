@@ -102,8 +102,9 @@ class FederationFixture : public ::testing::Test {
     return p;
   }
 
-  // Sends chunk `index` of `payload` from a float-aligned copy, with the
-  // CRC32C its frame would carry; `mutate` may damage the copy in transit.
+  // Sends chunk `index` of `payload` from a float-aligned copy, telling the
+  // federation, as the transport would, whether its CRC32C still matches;
+  // `mutate` may damage the copy in transit.
   static Rejection sendChunk(Federation& f, const std::string& id, const common::EncodedPayload& payload, size_t index,
                              const std::function<void(uint8_t*, size_t)>& mutate = {}) {
     auto chunk = payload.chunk(index);
@@ -111,9 +112,9 @@ class FederationFixture : public ::testing::Test {
     std::vector<float> buffer((chunk.second + sizeof(float) - 1) / sizeof(float));
     auto* bytes = reinterpret_cast<uint8_t*>(buffer.data());
     std::memcpy(bytes, chunk.first, chunk.second);
-    const uint32_t crc = common::crc32c(chunk.first, chunk.second);
+    const uint32_t sent = common::crc32c(chunk.first, chunk.second);
     if (mutate) mutate(bytes, chunk.second);
-    return f.pushChunk(id, bytes, chunk.second, crc);
+    return f.pushChunk(id, bytes, chunk.second, common::crc32c(bytes, chunk.second) == sent);
   }
 
   // A whole push: header, then the first `chunks` chunks (all by default).

@@ -44,9 +44,9 @@ class RecordingHandler : public FrameHandler {
     buffer_.assign(std::max<size_t>(length, 1), 0);
     return buffer_.data();
   }
-  void onChunk(const uint8_t* data, size_t length, uint32_t crc) override {
+  void onChunk(const uint8_t* data, size_t length, bool intact) override {
     EXPECT_EQ(data, buffer_.data());
-    EXPECT_EQ(crc, crc32c(data, length)) << "the frame's CRC32C is not the chunk's";
+    if (!intact) ++damaged_chunks;
     received.push_back({true, std::string(reinterpret_cast<const char*>(data), length)});
   }
   void onClosed(std::error_code ec) override {
@@ -58,6 +58,7 @@ class RecordingHandler : public FrameHandler {
   int closed_count = 0;
   std::error_code closed_reason;
   bool reject_chunks = false;
+  int damaged_chunks = 0;
 
  private:
   std::vector<uint8_t> buffer_;
@@ -118,14 +119,16 @@ class ConnectionTest : public ::testing::Test {
     return static_cast<bool>(**result);
   }
 
-  static std::string header(FrameType type, uint32_t length, uint32_t crc = 0) {
+  static std::string header(FrameType type, uint32_t length) {
     std::string h(kFrameHeaderSize, '\0');
-    encodeFrameHeader({type, length, crc}, reinterpret_cast<uint8_t*>(h.data()));
+    encodeFrameHeader({type, length}, reinterpret_cast<uint8_t*>(h.data()));
     return h;
   }
-  // A well-formed frame: header with the body's CRC32C, then the body.
+  // A well-formed frame: header, body, then the body's CRC32C.
   static std::string frame(FrameType type, const std::string& body) {
-    return header(type, static_cast<uint32_t>(body.size()), crc32c(body.data(), body.size())) + body;
+    std::string trailer(kFrameTrailerSize, '\0');
+    encodeFrameTrailer(crc32c(body.data(), body.size()), reinterpret_cast<uint8_t*>(trailer.data()));
+    return header(type, static_cast<uint32_t>(body.size())) + body + trailer;
   }
 
   TestPki pki_;
@@ -155,7 +158,7 @@ TEST_F(ConnectionTest, ControlAndChunkFramesRoundTripInOrder) {
   auto send = [](Connection& c, const std::vector<Received>& frames) {
     size_t wire = 0;
     for (const auto& f : frames) {
-      wire += kFrameHeaderSize + f.bytes.size();
+      wire += kFrameHeaderSize + f.bytes.size() + kFrameTrailerSize;
       if (!f.chunk) {
         c.sendControl(f.bytes);
         continue;
@@ -175,6 +178,8 @@ TEST_F(ConnectionTest, ControlAndChunkFramesRoundTripInOrder) {
   }));
   EXPECT_EQ(server_handler_.received, to_server);
   EXPECT_EQ(client_handler_.received, to_client);
+  EXPECT_EQ(server_handler_.damaged_chunks, 0);
+  EXPECT_EQ(client_handler_.damaged_chunks, 0);
   EXPECT_EQ(client_->bytesSent(), client_wire);
   EXPECT_EQ(server_->bytesReceived(), client_wire);
   EXPECT_EQ(server_->bytesSent(), server_wire);
@@ -240,13 +245,25 @@ TEST_F(ConnectionTest, ControlFrameWithAWrongChecksumClosesWithChecksumMismatch)
   connectServer({});
   std::string good = frame(FrameType::kControl, "first");
   std::string damaged = frame(FrameType::kControl, "second");
-  damaged.back() ^= 0x20;  // one bit of the body flipped after the CRC was taken
+  damaged[kFrameHeaderSize] ^= 0x20;  // one bit of the body flipped after the CRC was taken
   writeRaw(good + damaged);
   ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }));
   EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kChecksumMismatch));
   ASSERT_EQ(server_handler_.received.size(), 1u);
   EXPECT_EQ(server_handler_.received[0].bytes, "first");
   EXPECT_TRUE(rawPeerSeesClose());
+}
+
+TEST_F(ConnectionTest, ChunkWithAWrongChecksumReachesTheHandlerAsDamaged) {
+  connectServer({});
+  std::string chunk = frame(FrameType::kChunk, randomBytes(40000, 9));  // spans records
+  chunk[kFrameHeaderSize + 20000] ^= 0x01;
+  writeRaw(chunk + frame(FrameType::kControl, "after"));
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.received.size() == 2; }));
+  EXPECT_EQ(server_handler_.damaged_chunks, 1);
+  EXPECT_TRUE(server_handler_.received[0].chunk);
+  EXPECT_EQ(server_handler_.received[1].bytes, "after");
+  EXPECT_EQ(server_handler_.closed_count, 0) << "a damaged chunk is the handler's to answer";
 }
 
 TEST_F(ConnectionTest, RejectedChunkBufferClosesWithMalformedFrame) {
@@ -346,7 +363,7 @@ class ReleasingHandler : public RecordingHandler {
     buffer.reset(new uint8_t[length]);
     return buffer.get();
   }
-  void onChunk(const uint8_t*, size_t length, uint32_t) override { received.push_back({true, std::string(length, '?')}); }
+  void onChunk(const uint8_t*, size_t length, bool) override { received.push_back({true, std::string(length, '?')}); }
   void onClosed(std::error_code ec) override {
     buffer.reset();
     RecordingHandler::onClosed(ec);
