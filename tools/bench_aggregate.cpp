@@ -27,8 +27,11 @@ using coordinator::AggregatorDevice;
 constexpr const char* kUsage =
     "usage: tapestry bench aggregate [--params 10M,100M] [--workers 2,8] [--device cpu|cuda|all]\n"
     "                                [--threads N] [--dtype fp32,bf16,fp16,int8] [--quick]\n"
-    "Folds K contributions of P parameters (one source buffer per dtype, reused for all K)\n"
-    "and reports input GB/s against a memcpy ceiling of the same bytes measured in this run\n"
+    "Folds K contributions of P parameters and reports input GB/s against a memcpy ceiling of\n"
+    "the same bytes measured in this run, for two arrival orders: 'serial' (one whole vector after\n"
+    "another, one source buffer reused for all K) and 'concurrent' (K workers pushing at once, so\n"
+    "the coordinator folds chunk c of every worker before chunk c+1; each fold reads a different\n"
+    "64 MiB-ring slice, so sources come from memory, not cache)\n"
     "(multi-threaded memcpy on the CPU, device-to-device cudaMemcpy on the GPU). 'ratio' is input\n"
     "GB/s over the ceiling; 'traffic ratio' counts every byte the fold moves (payload read, fp32 sum\n"
     "read and written) against the copy's read and write.\n";
@@ -171,6 +174,33 @@ struct Timing {
   double finalize_s = 0.0;
 };
 
+// Chunks of distinct source bytes for the concurrent order: more than the
+// last-level cache holds, so every fold reads its source from memory, as the
+// coordinator reads a chunk just decrypted into one of its pool buffers.
+constexpr size_t kRingChunks = 16;
+
+Source makeRing(proto::DType dtype) { return makeSource(dtype, kRingChunks * common::kDefaultChunkElements); }
+
+// K workers pushing at once: chunk c of every contribution, then chunk c+1,
+// so the sum's chunk stays in cache across the K folds (as in the server,
+// where concurrent pushes arrive interleaved chunk by chunk).
+double timeConcurrent(Aggregator& aggregator, const common::EncodedPayload& ring, uint64_t params, unsigned workers) {
+  const proto::PayloadHeader& h = ring.header();
+  const size_t chunk = h.chunk_elements(), chunks = common::chunkCount(params, h.chunk_elements());
+  const auto dtype = static_cast<coordinator::EncodedDType>(h.dtype());
+  aggregator.reset(params);
+  const Clock::time_point start = Clock::now();
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t offset = c * chunk, count = std::min<size_t>(chunk, params - offset);
+    for (unsigned k = 0; k < workers; ++k) {
+      const uint8_t* src = ring.chunk((c * workers + k) % ring.chunks()).first;
+      if (aggregator.accumulateEncoded(offset, dtype, src, count, 1.0f, h.block_elements()))
+        throw std::runtime_error("benchmark payload was rejected");
+    }
+  }
+  return secondsSince(start);
+}
+
 // K folds then a plain finalize. finalize waits for the device, so on CUDA
 // the fold time is (folds + finalize) minus a finalize on its own.
 Timing timeCase(Aggregator& aggregator, const common::EncodedPayload& payload, unsigned workers, bool raw_fp32,
@@ -221,6 +251,7 @@ void runDevice(AggregatorDevice device, const Options& o) {
   for (uint64_t params : o.params) {
     for (proto::DType dtype : o.dtypes) {
       const Source source = makeSource(dtype, params);
+      const Source ring = makeRing(dtype);
       std::vector<uint8_t> contiguous;
       std::vector<uint8_t> copy_dst;
       for (unsigned workers : o.workers) {
@@ -248,26 +279,26 @@ void runDevice(AggregatorDevice device, const Options& o) {
         } else {
           ceiling_s = bestOf([&] { return coordinator::cudaDeviceCopySeconds(source.bytes, workers); });
         }
-        const double in_gbs = in_bytes / t.fold_s / 1e9;
-        const double mem_gbs = (in_bytes + 8.0 * double(params) * workers) / t.fold_s / 1e9;
         const double ceiling_gbs = in_bytes / ceiling_s / 1e9;
-        std::printf(
-            "%-4s P=%-5s K=%-3u %-4s fold %7.2f GB/s (with sum traffic %7.2f GB/s)  ceiling %s %7.2f GB/s"
-            "  ratio %.2f  traffic ratio %.2f  finalize %7.2f ms",
-            aggregator->backendName().c_str(), humanCount(params).c_str(), workers,
-            dtype == proto::DTYPE_INT8_BLOCK
-                ? "int8"
-                : coordinator::encodedDTypeName(static_cast<coordinator::EncodedDType>(dtype)),
-            in_gbs, mem_gbs, cpu ? "memcpy" : "d2d", ceiling_gbs, in_gbs / ceiling_gbs,
-            // A copy moves its bytes twice (read, write); the fold reads the
-            // payload and reads and writes the fp32 sum.
-            mem_gbs / (2.0 * ceiling_gbs), t.finalize_s * 1e3);
-        if (dtype == proto::DTYPE_FP32) {
-          // accumulate() folds the same floats without the finite check.
-          const double raw_s =
-              bestOf([&] { return timeCase(*aggregator, source.payload, workers, true, source.values.data()).fold_s; });
-          std::printf("  unchecked %7.2f GB/s", in_bytes / raw_s / 1e9);
-        }
+        const char* dtype_name = dtype == proto::DTYPE_INT8_BLOCK
+                                     ? "int8"
+                                     : coordinator::encodedDTypeName(static_cast<coordinator::EncodedDType>(dtype));
+        // A copy moves its bytes twice (read, write); a serial fold reads the
+        // payload and reads and writes the fp32 sum each time.
+        const auto report = [&](const char* order, double fold_s, bool sum_traffic) {
+          const double in_gbs = in_bytes / fold_s / 1e9;
+          std::printf("%-4s P=%-5s K=%-3u %-4s %-10s fold %7.2f GB/s  ceiling %s %7.2f GB/s  ratio %.2f",
+                      aggregator->backendName().c_str(), humanCount(params).c_str(), workers, dtype_name, order,
+                      in_gbs, cpu ? "memcpy" : "d2d", ceiling_gbs, in_gbs / ceiling_gbs);
+          if (sum_traffic) {
+            const double mem_gbs = (in_bytes + 8.0 * double(params) * workers) / fold_s / 1e9;
+            std::printf("  traffic ratio %.2f  finalize %7.2f ms", mem_gbs / (2.0 * ceiling_gbs), t.finalize_s * 1e3);
+          }
+        };
+        report("serial", t.fold_s, true);
+        std::printf("\n");
+        const double concurrent_s = bestOf([&] { return timeConcurrent(*aggregator, ring.payload, params, workers); });
+        report("concurrent", concurrent_s, false);
         std::printf("\n");
         std::fflush(stdout);
       }

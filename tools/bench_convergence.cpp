@@ -152,20 +152,23 @@ int runBench(ConvergencePlan plan) {
 
   int64_t steps = static_cast<int64_t>(plan.rounds) * plan.local_steps;
   auto phase = Clock::now();
-  std::printf("-- centralised: %lld steps on the union of the %zu shards\n",
-              static_cast<long long>(steps * static_cast<int64_t>(plan.workers)), plan.workers);
-  std::fflush(stdout);
-  worker::TrainSettings central = plan.train;
-  central.threads = plan.central_threads;
-  results.centralised = runCentralisedBaseline(workers, plan.init_seed, steps * static_cast<int64_t>(plan.workers),
-                                               central, test, plan.local_steps * static_cast<int64_t>(plan.workers));
-  std::printf("   test accuracy %.2f%% (%.0f s)\n-- each worker alone: %lld steps\n",
-              100 * results.centralised.test_accuracy, secondsSince(phase), static_cast<long long>(steps));
-  std::fflush(stdout);
-  phase = Clock::now();
-  results.local = runLocalBaselines(workers, plan.init_seed, steps, test, plan.local_steps);
-  for (const auto& b : results.local) std::printf("   %s alone: %.2f%%\n", b.name.c_str(), 100 * b.test_accuracy);
-  std::printf("   (%.0f s)\n", secondsSince(phase));
+  results.has_centralised = plan.baselines;
+  if (plan.baselines) {
+    std::printf("-- centralised: %lld steps on the union of the %zu shards\n",
+                static_cast<long long>(steps * static_cast<int64_t>(plan.workers)), plan.workers);
+    std::fflush(stdout);
+    worker::TrainSettings central = plan.train;
+    central.threads = plan.central_threads;
+    results.centralised = runCentralisedBaseline(workers, plan.init_seed, steps * static_cast<int64_t>(plan.workers),
+                                                 central, test, plan.local_steps * static_cast<int64_t>(plan.workers));
+    std::printf("   test accuracy %.2f%% (%.0f s)\n-- each worker alone: %lld steps\n",
+                100 * results.centralised.test_accuracy, secondsSince(phase), static_cast<long long>(steps));
+    std::fflush(stdout);
+    phase = Clock::now();
+    results.local = runLocalBaselines(workers, plan.init_seed, steps, test, plan.local_steps);
+    for (const auto& b : results.local) std::printf("   %s alone: %.2f%%\n", b.name.c_str(), 100 * b.test_accuracy);
+    std::printf("   (%.0f s)\n", secondsSince(phase));
+  }
 
   for (size_t i = 0; i < plan.variants.size(); ++i) {
     std::string label = "[" + std::to_string(i + 1) + "/" + std::to_string(plan.variants.size()) + "] " +

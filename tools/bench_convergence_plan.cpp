@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
 #include "worker/ml/dataset.h"
@@ -92,6 +93,10 @@ const char* const kBenchConvergenceUsage =
     "  --variants LIST    comma-separated, default all: fedavg, fedavg+nesterov, fedavg+adam, fedprox,\n"
     "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov\n"
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
+    "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
+    "  --lr L             the workers' SGD learning rate (default 0.01)\n"
+    "  --overlap          workers train on while the consensus travels (easgd, admm; others ignore it)\n"
+    "  --no-baselines     the federated variants only: no centralised or local-only training\n"
     "  --out DIR          results.md, results.json and plots (default results/convergence-<partition>)\n"
     "  --test-limit N     evaluate on the first N test images (0: all 10000)\n"
     "  --threads N        LibTorch threads per worker process (default 1)\n"
@@ -103,8 +108,12 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   ConvergencePlan plan;
   plan.data_dir = worker::kFashionMnistDir;
   const Preset* preset = &kQuick;
-  for (const auto& a : args)
+  bool overlap = false;
+  for (const auto& a : args) {
     if (a == "--full") preset = &kFull;
+    if (a == "--overlap") overlap = true;
+    if (a == "--no-baselines") plan.baselines = false;
+  }
   plan.preset = preset->name;
   plan.workers = preset->workers;
   plan.rounds = preset->rounds;
@@ -120,9 +129,10 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   plan.train.batch_size = 64;
   plan.train.threads = 1;
   bool steps_given = false, epochs_given = false;
+  std::optional<double> rho;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
-    if (flag == "--quick" || flag == "--full") continue;
+    if (flag == "--quick" || flag == "--full" || flag == "--overlap" || flag == "--no-baselines") continue;
     if (i + 1 >= args.size()) throw UsageError("unknown option or missing value: " + flag);
     const std::string& value = args[++i];
     if (flag == "--partition") {
@@ -143,6 +153,8 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
       plan.encoding = value;
     }
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
+    else if (flag == "--rho") rho = parsePositive(flag, value);
+    else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
     else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--limit") plan.limit = parseCount(flag, value, 0);  // hidden: a smaller training set
     else if (flag == "--data") plan.data_dir = value;                     // hidden: another Fashion-MNIST copy
@@ -151,6 +163,10 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else throw UsageError("unknown option " + flag);
   }
   if (steps_given && epochs_given) throw UsageError("give --local-steps or --local-epochs, not both");
+  if (rho)
+    for (auto& v : plan.variants)
+      if (v.algorithm != "fedavg") v.rho = *rho;
+  plan.overlap = overlap;
   if (steps_given) plan.local_epochs = 0;
   if (epochs_given) plan.local_steps = 0;
   if (plan.out_dir.empty()) plan.out_dir = "results/convergence-" + plan.partition;
@@ -171,6 +187,7 @@ std::string describePlan(const ConvergencePlan& p) {
   out << ", " << p.rounds << " rounds x ";
   if (p.local_steps > 0) out << p.local_steps << " local steps";
   else out << p.local_epochs << " local epochs";
+  if (p.overlap) out << " (workers overlap training with the transfer)";
   out << "\n   model " << p.model.toJson().dump() << ", SGD lr " << p.train.lr << " momentum " << p.train.momentum
       << ", batch " << p.train.batch_size << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
       << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding
@@ -221,6 +238,7 @@ nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std:
         {"threads", plan.train.threads}}}};
   if (k == 0) j["audit_dir"] = "audit";
   if (plan.encoding != "fp32") j["transfer"] = {{"encoding", plan.encoding}};
+  if (plan.overlap) j["transfer"]["overlap"] = true;
   return j;
 }
 

@@ -72,9 +72,10 @@ std::string resultsTable(const ConvergenceResults& r) {
                 reach ? megabytes(v.bytes[*reach]) : kNone});
   }
   auto central = firstReaching(r.centralised.curve, kTargetAccuracy);
-  out += row({"centralised (union of shards)", percent(r.centralised.test_accuracy),
-              percent(std::max(best(r.centralised.curve), r.centralised.test_accuracy)),
-              central ? std::to_string(*central) : kNone, "0", "0"});
+  if (r.has_centralised)
+    out += row({"centralised (union of shards)", percent(r.centralised.test_accuracy),
+                percent(std::max(best(r.centralised.curve), r.centralised.test_accuracy)),
+                central ? std::to_string(*central) : kNone, "0", "0"});
   if (!r.local.empty()) {
     double mean = 0, lo = 1, hi = 0;
     for (const auto& b : r.local) {
@@ -137,7 +138,7 @@ void writeConvergenceReport(const ConvergenceResults& r, const std::string& out_
     for (size_t i = 0; i < v.accuracy.size() && i < v.bytes.size(); ++i) s.points.emplace_back(v.bytes[i] / 1e6, v.accuracy[i]);
     by_bytes.series.push_back(std::move(s));
   }
-  by_round.series.push_back({"centralised", againstIndex(r.centralised.curve), true});
+  if (r.has_centralised) by_round.series.push_back({"centralised", againstIndex(r.centralised.curve), true});
   if (!r.local.empty() && !r.local[0].curve.empty()) {
     std::vector<double> mean(r.local[0].curve.size(), 0.0);
     for (const auto& b : r.local)

@@ -30,6 +30,7 @@ struct ConvergenceResults {
   uint64_t rounds = 0;
   int64_t local_steps = 0;
   size_t test_samples = 0;
+  bool has_centralised = true;      // false with --no-baselines
   BaselineResult centralised;       // curve per round-equivalent, z_0 first
   std::vector<BaselineResult> local;
   std::vector<VariantResult> variants;

@@ -225,7 +225,7 @@ int runBenchOverheadCommand(const std::vector<std::string>& args) {
     if (auto v = a.get("--limit")) plan.limit = parseCount(*v, "--limit");
     if (auto v = a.get("--threads")) plan.threads = static_cast<int>(parseCount(*v, "--threads"));
     plan.data = a.get("--data").value_or(plan.data);
-    if (auto v = a.get("--fed-rounds")) plan.fed_rounds = parseCount(*v, "--fed-rounds");
+    if (auto v = a.get("--fed-rounds")) plan.fed_rounds = *v == "0" ? 0 : parseCount(*v, "--fed-rounds");
     if (plan.fed_rounds != 0 && plan.fed_rounds < 3)
       throw std::invalid_argument("--fed-rounds must be 0 (skip) or at least 3: the first two rounds are not timed");
     plan.bin_dir = a.get("--bin-dir").value_or("");

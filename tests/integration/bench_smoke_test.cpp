@@ -1,14 +1,18 @@
-// The wire and scale benchmarks end to end at toy sizes: the real
-// coordinator, lightweight workers over mutual TLS, every round completed
-// and every expected report line printed. No timing is asserted.
+// The benchmarks end to end at toy sizes: aggregation kernels, the real
+// coordinator with lightweight workers over mutual TLS, the real worker
+// process; every round completed and every expected report line printed.
+// No timing is asserted.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "tools/bench_aggregate.h"
+#include "tools/bench_overhead.h"
 #include "tools/bench_scale.h"
 #include "tools/bench_support.h"
 #include "tools/bench_wire.h"
@@ -91,10 +95,46 @@ TEST(BenchSmoke, ScaleCompletesEveryRoundWithinTheMemoryReport) {
   EXPECT_TRUE(hasLine(out, R"(^coordinator peak RSS: .* = [0-9.]+ x \(3 x P x 4 = )"));
 }
 
+TEST(BenchSmoke, AggregateReportsBothArrivalOrdersAgainstMemcpy) {
+  std::string out;
+  int code = captured(runBenchAggregateCommand,
+                      {"--params", "300000", "--workers", "2,3", "--dtype", "fp32,int8", "--device", "cpu", "--threads", "2"},
+                      &out);
+  std::cerr << out;
+  ASSERT_EQ(code, 0);
+  for (const char* dtype : {"fp32", "int8"}) {
+    for (const char* k : {"2", "3"}) {
+      const std::string head = std::string(R"(^cpu  P=300000 K=)") + k + " +" + dtype;
+      EXPECT_TRUE(hasLine(out, head + R"( +serial +fold +[0-9.]+ GB/s  ceiling memcpy +[0-9.]+ GB/s  ratio [0-9.]+)"))
+          << dtype << " K=" << k;
+      EXPECT_TRUE(hasLine(out, head + R"( +concurrent +fold +[0-9.]+ GB/s  ceiling memcpy +[0-9.]+ GB/s  ratio [0-9.]+)"))
+          << dtype << " K=" << k;
+    }
+  }
+}
+
+TEST(BenchSmoke, OverheadTimesTheTrainerAndTheWholeWorkerAgainstPlainLibTorch) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist"))
+    GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
+  std::string out;
+  int code = captured(runBenchOverheadCommand,
+                      {"--model-json", R"({"name":"mlp","hidden":32})", "--steps", "10", "--repeats", "1", "--limit",
+                       "1000", "--fed-rounds", "3", "--bin-dir", kBinDir},
+                      &out);
+  std::cerr << out;
+  ASSERT_EQ(code, 0);
+  EXPECT_TRUE(hasLine(out, R"(^ratio tapestry / plain: [0-9.]+)"));
+  EXPECT_TRUE(hasLine(out, R"(^worker, synchronous rounds: [0-9.]+ ms/step \(median of 1 rounds)"));
+  EXPECT_TRUE(hasLine(out, R"(^worker, transfer.overlap: [0-9.]+ ms/step)"));
+  EXPECT_TRUE(hasLine(out, R"(^ratio worker \(overlap\) / plain: [0-9.]+)"));
+}
+
 TEST(BenchSmoke, RejectsUnknownOptions) {
   std::string out;
   EXPECT_EQ(captured(runBenchWireCommand, {"--bogus", "1"}, &out), 2);
   EXPECT_EQ(captured(runBenchScaleCommand, {"--workers"}, &out), 2);
+  EXPECT_EQ(captured(runBenchAggregateCommand, {"--dtype", "fp64"}, &out), 2);
+  EXPECT_EQ(captured(runBenchOverheadCommand, {"--fed-rounds", "2"}, &out), 2);
 }
 
 }  // namespace
