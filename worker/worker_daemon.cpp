@@ -194,11 +194,12 @@ class WorkerDaemon::Impl {
     double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho);
     if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();
+    const bool restarted = restartIfDiverged(round, z);
     state_.trained_round = round;
     saveWorkerState(state_, config_.state_dir);
     const double train_s = secondsSince(start);
     push(client, round, metric, shard_.val.size(), *e.consensus);
-    recordRound(round, local_steps, ahead, train_s);
+    recordRound(round, local_steps, ahead, train_s, restarted);
     // Training on from here (overlap) pulls towards the anchor of this round.
     target_ = std::move(local.target);
     target_rho_ = local.rho;
@@ -207,6 +208,30 @@ class WorkerDaemon::Impl {
     LOG_INFO("round " << round + 1 << ": " << local_steps << " local steps in " << std::fixed << std::setprecision(2)
                       << train_s << " s" << (ahead > 0 ? " (" + std::to_string(ahead) + " of them while waiting)" : "")
                       << ", loss " << std::setprecision(4) << loss << ", consensus val " << describeMetric(metric));
+  }
+
+  // Local training that blew up (NaN/Inf: too high a learning rate, or an
+  // algorithm unstable on this member's data) must neither reach the
+  // coordinator, which would refuse it, nor end this member's part in the
+  // federation: it starts again from the consensus with a fresh optimizer
+  // (and ADMM dual). Checks state_.trainer, just taken; true when it restarted.
+  bool restartIfDiverged(int64_t round, const float* z) {
+    TrainerState& s = state_.trainer;
+    bool finite = true;
+    for (float v : s.parameters) finite = finite && std::isfinite(v);
+    if (finite) return false;
+    LOG_WARN("round " << round + 1 << ": local training diverged (parameters not finite); this member restarts from "
+                      << "consensus z_" << round << " with a fresh optimizer state"
+                      << (state_.dual.empty() ? "" : " and dual")
+                      << "; if it recurs, lower train.lr or ask the operator for another rho or algorithm");
+    s.parameters.assign(z, z + parameter_count_);
+    std::fill(s.momentum.begin(), s.momentum.end(), 0.0f);
+    std::fill(s.second_moment.begin(), s.second_moment.end(), 0.0f);
+    s.optimizer_steps = 0;
+    trainer_->restore(s);
+    std::fill(state_.dual.begin(), state_.dual.end(), 0.0f);
+    state_.residual.clear();
+    return true;
   }
 
   // A push is on its way and its consensus has not come yet.
@@ -245,13 +270,14 @@ class WorkerDaemon::Impl {
 
   // One line per round in state_dir/rounds.jsonl: what the round cost this
   // worker, and how long it sat idle waiting for the coordinator.
-  void recordRound(int64_t round, int64_t steps, int64_t ahead, double train_s) {
+  void recordRound(int64_t round, int64_t steps, int64_t ahead, double train_s, bool restarted) {
     const auto now = std::chrono::steady_clock::now();
     const double interval = last_push_ ? std::chrono::duration<double>(now - *last_push_).count() : std::nan("");
     last_push_ = now;
     nlohmann::json line = {{"round", round + 1},       {"local_steps", steps}, {"steps_ahead", ahead},
                            {"train_s", train_s},       {"idle_s", idle_s_},    {"since_last_push_s", nullptr}};
     if (std::isfinite(interval)) line["since_last_push_s"] = interval;
+    if (restarted) line["restarted_from_consensus"] = true;
     idle_s_ = 0;
     std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << line.dump() << "\n";
   }

@@ -90,7 +90,7 @@ std::string FederationHarness::workerConfig(const std::string& name, const std::
       {"state_dir", "state/" + name},
       {"audit_dir", "audit/" + name},
       {"model", nlohmann::json::parse(options_.model)},
-      {"train", {{"lr", 0.05}, {"batch_size", 16}, {"data_seed", 7}}},
+      {"train", {{"lr", options_.lr}, {"batch_size", 16}, {"data_seed", 7}}},
       {"transfer", {{"overlap", options_.overlap}}},
       {"reconnect", {{"initial_s", 0.1}, {"max_s", 0.5}, {"give_up_s", 60}}}};
   return j.dump(2);

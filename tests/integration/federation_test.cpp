@@ -131,6 +131,12 @@ TEST(Federation, CoordinatorKilledResumesByteIdenticalAndKilledWorkerRejoins) {
   EXPECT_EQ(served, before->consensus);
 }
 
+bool allFinite(const std::vector<float>& v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
 std::vector<nlohmann::json> jsonLines(const std::string& file) {
   std::vector<nlohmann::json> out;
   std::ifstream in(file);
@@ -187,6 +193,36 @@ TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
   ASSERT_TRUE(state.has_value());
   for (size_t k = 0; k < o.workers; ++k)
     EXPECT_EQ(section(h.path("state/" + h.workerName(k) + "/consensus.ckpt"), "consensus"), state->consensus);
+}
+
+// A learning rate no model survives: every member's local training blows up
+// every round. None of them may push NaN, drop out or stall the federation;
+// each restarts from the consensus and says so.
+TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
+  FederationOptions o;
+  o.algorithm = "admm";
+  o.max_rounds = 3;
+  o.lr = 1e12;
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+
+  auto rounds = h.rounds();
+  ASSERT_EQ(rounds.size(), o.max_rounds);
+  for (const auto& r : rounds) EXPECT_EQ(r.at("contributors").get<size_t>(), o.workers);
+  EXPECT_EQ(h.log("coordinator").find("NaN"), std::string::npos) << h.log("coordinator");
+  auto state = coordinator::loadFederationStateFile(h.checkpoint());
+  ASSERT_TRUE(state.has_value());
+  EXPECT_TRUE(allFinite(state->consensus));
+  for (size_t k = 0; k < o.workers; ++k) {
+    EXPECT_NE(h.log(h.workerName(k)).find("local training diverged"), std::string::npos) << h.log(h.workerName(k));
+    const auto lines = jsonLines(h.path("state/" + h.workerName(k) + "/rounds.jsonl"));
+    ASSERT_EQ(lines.size(), o.max_rounds);
+    EXPECT_TRUE(lines[0].value("restarted_from_consensus", false));
+  }
 }
 
 }  // namespace
