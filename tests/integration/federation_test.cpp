@@ -32,15 +32,20 @@ void expectExit(tools::ChildProcess& p, int code, const FederationHarness& h, co
   EXPECT_EQ(*rc, code) << h.log(log);
 }
 
+// Starts the coordinator and every worker and waits for all to finish well.
+void runToTheEnd(FederationHarness& h, size_t workers_count) {
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < workers_count; ++k) workers.push_back(h.startWorker(k));
+  for (size_t k = 0; k < workers_count; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+}
+
 TEST(Federation, ConsensusAfterRoundOneIsTheSampleWeightedMean) {
   FederationOptions o;
   o.max_rounds = 1;
   FederationHarness h(o);
-  auto coordinator = h.startCoordinator();
-  std::vector<tools::ChildProcess> workers;
-  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
-  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
-  expectExit(coordinator, 0, h, "coordinator");
+  runToTheEnd(h, o.workers);
 
   // Independently: every worker's audited round-0 push, weighted by its sample count.
   std::vector<double> expected;
@@ -204,11 +209,7 @@ TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
   o.max_rounds = 3;
   o.lr = 1e12;
   FederationHarness h(o);
-  auto coordinator = h.startCoordinator();
-  std::vector<tools::ChildProcess> workers;
-  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
-  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
-  expectExit(coordinator, 0, h, "coordinator");
+  runToTheEnd(h, o.workers);
 
   auto rounds = h.rounds();
   ASSERT_EQ(rounds.size(), o.max_rounds);
