@@ -377,5 +377,39 @@ TEST_F(FederationTest, DeadlineClosesWithAQuorumBelowMinWorkers) {
   EXPECT_EQ(*f->nextDeadline(), t0_ + std::chrono::seconds(60)) << "round 1 opens when round 0 closes";
 }
 
+// The server's mode: the checkpoint is the caller's to write, off the io
+// thread, and until it says the write is done the new consensus is not
+// durable and no round can close, however many pushes have arrived.
+TEST_F(FederationTest, DeferredCheckpointHoldsTheNextRoundUntilItIsDurable) {
+  auto f = make(config());
+  f->deferPersistence();
+  admitOk(*f, "a");
+  const std::vector<float> z0 = vectorFor(1);
+  ASSERT_FALSE(push(*f, "a", 0, 1, z0, /*initial=*/true));
+  ASSERT_TRUE(f->advance(t0_));
+  EXPECT_FALSE(f->durable());
+  EXPECT_FALSE(std::filesystem::exists(checkpointPath(dir_))) << "written before the caller ran the job";
+  auto job = f->takePersistJob();
+  ASSERT_TRUE(job);
+  EXPECT_FALSE(f->takePersistJob()) << "one job per consensus";
+
+  // a pushes round 0 while z_0's checkpoint is still being written.
+  ASSERT_FALSE(push(*f, "a", 0, 10, vectorFor(2)));
+  EXPECT_FALSE(f->advance(t0_)) << "round 0 closed before z_0 was durable";
+  job();
+  EXPECT_EQ(loadedConsensus(dir_), z0);
+  f->persisted();
+  EXPECT_TRUE(f->durable());
+  ASSERT_TRUE(f->advance(t0_)) << "round 0 closes once z_0 is durable";
+  EXPECT_EQ(f->round(), 1u);
+  EXPECT_FALSE(f->durable());
+  // The job for z_1 reads the consensus in place; nothing can change it
+  // before persisted(), so what it writes is z_1.
+  const std::vector<float> z1 = *f->consensus();
+  f->takePersistJob()();
+  EXPECT_EQ(loadedConsensus(dir_), z1);
+  f->persisted();
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator::testing
