@@ -1,5 +1,9 @@
 #include "tools/baseline.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <thread>
@@ -8,18 +12,50 @@ namespace tapestry::tools {
 
 namespace {
 
+bool finite(const std::vector<float>& v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+// Trains `steps` steps in pieces of `piece`. A piece whose parameters end
+// non-finite is undone the way a federated member recovers (the parameters
+// of the piece's start, a fresh optimizer, the data cursor moving on), so a
+// baseline that blows up late is compared at its best rather than at chance.
 BaselineResult trainAndTrack(worker::Trainer& trainer, const std::string& name, int64_t steps,
-                             const worker::Dataset& test, int64_t eval_every) {
-  BaselineResult result{name, 0, {}};
-  if (eval_every > 0) {
-    result.curve.push_back(trainer.evaluate(test));
-    for (int64_t done = eval_every; done <= steps; done += eval_every) {
-      trainer.train(eval_every, nullptr, 0.0);
-      result.curve.push_back(trainer.evaluate(test));
+                             const worker::Dataset& test, int64_t eval_every, const char* metric, bool progress) {
+  BaselineResult result{name, 0, {}, 0};
+  int64_t piece = eval_every > 0 ? eval_every : steps;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<float> good = trainer.state().parameters;
+  if (eval_every > 0) result.curve.push_back(trainer.evaluate(test));
+  for (int64_t done = 0; done < steps;) {
+    int64_t n = std::min(piece, steps - done);
+    trainer.train(n, nullptr, 0.0);
+    done += n;
+    worker::TrainerState s = trainer.state();
+    if (!finite(s.parameters)) {
+      ++result.restarts;
+      std::fprintf(stderr, "WARN %s: training diverged (parameters not finite) between steps %lld and %lld; "
+                   "restarting from step %lld's parameters with a fresh optimizer state\n", name.c_str(),
+                   static_cast<long long>(done - n), static_cast<long long>(done), static_cast<long long>(done - n));
+      s.parameters = good;
+      std::fill(s.momentum.begin(), s.momentum.end(), 0.0f);
+      std::fill(s.second_moment.begin(), s.second_moment.end(), 0.0f);
+      s.optimizer_steps = 0;
+      trainer.restore(s);
+    } else {
+      good = std::move(s.parameters);
     }
-    if (int64_t rest = steps % eval_every; rest > 0) trainer.train(rest, nullptr, 0.0);
-  } else {
-    trainer.train(steps, nullptr, 0.0);
+    if (eval_every > 0 && n == eval_every) {
+      result.curve.push_back(trainer.evaluate(test));
+      if (progress) {
+        double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf("   %s: step %lld/%lld, test %s %.4f, %.0f s\n", name.c_str(), static_cast<long long>(done),
+                    static_cast<long long>(steps), metric, result.curve.back(), elapsed);
+        std::fflush(stdout);
+      }
+    }
   }
   bool last_evaluated = eval_every > 0 && steps % eval_every == 0 && !result.curve.empty();
   result.test_accuracy = last_evaluated ? result.curve.back() : trainer.evaluate(test);
@@ -39,7 +75,7 @@ std::vector<BaselineResult> runLocalBaselines(const std::vector<worker::WorkerCo
         const auto& w = workers[i];
         worker::Shard shard = worker::loadShard(w.shard_dir);
         worker::Trainer trainer(w.model, init_seed, std::move(shard.train), w.train);
-        results[i] = trainAndTrack(trainer, w.name, steps, test, eval_every);
+        results[i] = trainAndTrack(trainer, w.name, steps, test, eval_every, worker::metricName(w.model), false);
       } catch (...) {
         errors[i] = std::current_exception();
       }
@@ -80,7 +116,7 @@ BaselineResult runCentralisedBaseline(const std::vector<worker::WorkerConfig>& w
     all = worker::Dataset::fromText(std::move(text));
   }
   worker::Trainer trainer(workers[0].model, init_seed, std::move(all), settings);
-  return trainAndTrack(trainer, "centralised", steps, test, eval_every);
+  return trainAndTrack(trainer, "centralised", steps, test, eval_every, worker::metricName(workers[0].model), true);
 }
 
 }  // namespace tapestry::tools

@@ -17,6 +17,7 @@ struct BaselineResult {
   std::string name;
   double test_accuracy = 0;    // the test metric after all steps
   std::vector<double> curve;   // the test metric every eval_every steps (when asked for)
+  int restarts = 0;            // pieces undone because the parameters went non-finite
 };
 
 // Trains every worker alone (in parallel threads) and evaluates on `test`.
@@ -30,7 +31,10 @@ std::vector<BaselineResult> runLocalBaselines(const std::vector<worker::WorkerCo
 // Trains workers[0].model on the union of every worker's training shard (the
 // concatenated text for text shards) for
 // `steps` steps of `settings`, curve as above. Throws std::invalid_argument
-// for no workers or models that differ.
+// for no workers or models that differ. Prints a line per evaluation.
+// Both: a stretch of eval_every steps (all steps without a curve) whose
+// parameters end non-finite restarts from that stretch's start with a fresh
+// optimizer, counted in `restarts`, as a diverging federated member does.
 BaselineResult runCentralisedBaseline(const std::vector<worker::WorkerConfig>& workers, uint64_t init_seed,
                                       int64_t steps, const worker::TrainSettings& settings,
                                       const worker::Dataset& test, int64_t eval_every = 0);

@@ -73,7 +73,10 @@ std::string resultsTable(const ConvergenceResults& r) {
   }
   auto central = firstReaching(r.centralised.curve, kTargetAccuracy);
   if (r.has_centralised)
-    out += row({"centralised (union of shards)", percent(r.centralised.test_accuracy),
+    out += row({r.centralised.restarts == 0 ? std::string("centralised (union of shards)")
+                                            : "centralised (union of shards; restarted " +
+                                                  std::to_string(r.centralised.restarts) + "x after diverging)",
+                percent(r.centralised.test_accuracy),
                 percent(std::max(best(r.centralised.curve), r.centralised.test_accuracy)),
                 central ? std::to_string(*central) : kNone, "0", "0"});
   if (!r.local.empty()) {
@@ -98,9 +101,13 @@ nlohmann::json resultsJson(const ConvergenceResults& r) {
                       {"test_samples", r.test_samples},
                       {"target_accuracy", kTargetAccuracy},
                       {"seconds", r.seconds},
-                      {"centralised", {{"final", r.centralised.test_accuracy}, {"accuracy", r.centralised.curve}}}};
+                      {"centralised",
+                       {{"final", r.centralised.test_accuracy},
+                        {"accuracy", r.centralised.curve},
+                        {"restarts", r.centralised.restarts}}}};
   j["local"] = nlohmann::json::array();
-  for (const auto& b : r.local) j["local"].push_back({{"name", b.name}, {"final", b.test_accuracy}, {"accuracy", b.curve}});
+  for (const auto& b : r.local) 
+    j["local"].push_back({{"name", b.name}, {"final", b.test_accuracy}, {"accuracy", b.curve}, {"restarts", b.restarts}});
   j["variants"] = nlohmann::json::array();
   for (const auto& v : r.variants) {
     nlohmann::json e = {{"name", v.name}, {"accuracy", v.accuracy}, {"bytes_per_worker", v.bytes}, {"seconds", v.seconds}};
