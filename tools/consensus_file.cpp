@@ -26,6 +26,9 @@ ConsensusFile readConsensusFile(const std::string& path) {
   ConsensusFile out;
   try {
     auto meta = nlohmann::json::parse(ckpt->metadata);
+    if (meta.value("kind", "") == "tapestry-push")
+      throw std::runtime_error("it is a worker's audit copy, which carries no model spec; read it with the "
+                               "worker's model given (tapestry eval --model-json '<the worker's model>')");
     if (meta.contains("has_consensus") && !meta.at("has_consensus").get<bool>())
       throw std::runtime_error("it holds no consensus yet (the federation has not started)");
     out.round = meta.at("round").get<uint64_t>();
