@@ -201,10 +201,17 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
   // Verified in place, then (but for z_0) decoded inside the aggregation
   // kernel: no separate decode pass and no decoded copy of the chunk.
   std::error_code ec = common::verifyChunk(p.header, index, size, intact);
-  if (!ec && p.initial) ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset);
-  else if (!ec)
+  if (!ec && p.initial) {
+    ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset);
+  } else if (!ec) {
+    // A chunk with NaN/Inf is folded up to the bad value and completed from
+    // z_r (a delta push: zero deltas, so nothing), like a push cut off there;
+    // depart() then completes the chunks after it.
+    const float* stand_in = p.delta ? nullptr : consensus_->data() + offset;
     ec = aggregator_->accumulateEncoded(offset, static_cast<EncodedDType>(p.header.dtype()), bytes, count, p.weight,
-                                        p.header.block_elements());
+                                        p.header.block_elements(), stand_in);
+    if (ec) ++p.next_chunk;
+  }
   if (ec) return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
   round_bytes_ += size;
   if (++p.next_chunk == common::chunkCount(p.header.element_count(), p.header.chunk_elements())) finishPush(id);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -110,17 +111,21 @@ Options parseOptions(const std::vector<std::string>& args) {
 
 double secondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// The fastest of several runs of `measure` (at least 3, and at least 0.3 s
-// in all, at most 20), so that one scheduling hiccup does not set the figure.
-template <typename Measure>
-double bestOf(const Measure& measure) {
-  double best = measure(), total = best;
-  for (int run = 1; run < 20 && (run < 3 || total < 0.3); ++run) {
-    const double s = measure();
-    best = std::min(best, s);
-    total += s;
+// Runs the measurements in turn, round after round (at least 3 rounds, and
+// until each has taken 0.3 s in all, at most 20), and stores the fastest run
+// of each in *best[i], so that one scheduling hiccup does not set a figure.
+void bestOfRounds(const std::vector<std::function<double()>>& measures, const std::vector<double*>& best) {
+  std::vector<double> total(measures.size(), 0.0);
+  for (int round = 0; round < 20; ++round) {
+    bool enough = round >= 3;
+    for (size_t i = 0; i < measures.size(); ++i) {
+      const double s = measures[i]();
+      *best[i] = round == 0 ? s : std::min(*best[i], s);
+      total[i] += s;
+      enough = enough && total[i] >= 0.3;
+    }
+    if (enough) return;
   }
-  return best;
 }
 
 // Seconds for `repeats` copies of `bytes` bytes, split over `threads` threads.
@@ -164,7 +169,7 @@ void foldAll(Aggregator& aggregator, const common::EncodedPayload& payload, floa
     const auto chunk = payload.chunk(c);
     const std::error_code ec =
         aggregator.accumulateEncoded(c * h.chunk_elements(), static_cast<coordinator::EncodedDType>(h.dtype()),
-                                     chunk.first, common::chunkElementCount(h, c), weight, h.block_elements());
+                                     chunk.first, common::chunkElementCount(h, c), weight, h.block_elements(), nullptr);
     if (ec) throw std::runtime_error("benchmark payload was rejected: " + ec.message());
   }
 }
@@ -194,7 +199,7 @@ double timeConcurrent(Aggregator& aggregator, const common::EncodedPayload& ring
     const size_t offset = c * chunk, count = std::min<size_t>(chunk, params - offset);
     for (unsigned k = 0; k < workers; ++k) {
       const uint8_t* src = ring.chunk((c * workers + k) % ring.chunks()).first;
-      if (aggregator.accumulateEncoded(offset, dtype, src, count, 1.0f, h.block_elements()))
+      if (aggregator.accumulateEncoded(offset, dtype, src, count, 1.0f, h.block_elements(), nullptr))
         throw std::runtime_error("benchmark payload was rejected");
     }
   }
@@ -255,30 +260,34 @@ void runDevice(AggregatorDevice device, const Options& o) {
       std::vector<uint8_t> contiguous;
       std::vector<uint8_t> copy_dst;
       for (unsigned workers : o.workers) {
-        Timing t;
-        t.fold_s = bestOf([&] {
-          const Timing run = timeCase(*aggregator, source.payload, workers, false, nullptr);
-          t.finalize_s = t.finalize_s == 0.0 ? run.finalize_s : std::min(t.finalize_s, run.finalize_s);
-          return run.fold_s;
-        });
-        const double in_bytes = double(source.bytes) * workers;
-        double ceiling_s = 0.0;
-        if (cpu) {
-          if (contiguous.empty()) {
-            contiguous.resize(source.bytes);
-            size_t at = 0;
-            for (size_t c = 0; c < source.payload.chunks(); ++c) {
-              const auto chunk = source.payload.chunk(c);
-              std::memcpy(contiguous.data() + at, chunk.first, chunk.second);
-              at += chunk.second;
-            }
-            copy_dst.resize(source.bytes);
+        if (cpu && contiguous.empty()) {
+          contiguous.resize(source.bytes);
+          size_t at = 0;
+          for (size_t c = 0; c < source.payload.chunks(); ++c) {
+            const auto chunk = source.payload.chunk(c);
+            std::memcpy(contiguous.data() + at, chunk.first, chunk.second);
+            at += chunk.second;
           }
-          ceiling_s =
-              bestOf([&] { return memcpySeconds(contiguous.data(), copy_dst.data(), source.bytes, threads, workers); });
-        } else {
-          ceiling_s = bestOf([&] { return coordinator::cudaDeviceCopySeconds(source.bytes, workers); });
+          copy_dst.resize(source.bytes);
         }
+        // The ceiling, the serial fold and the concurrent fold are measured in
+        // turn, round after round, and each keeps its best: on a shared
+        // machine the bandwidth drifts over seconds, and interleaving puts
+        // the ceiling and the folds under the same conditions.
+        Timing t;
+        double ceiling_s = 0.0, concurrent_s = 0.0;
+        bestOfRounds({[&] {
+                        return cpu ? memcpySeconds(contiguous.data(), copy_dst.data(), source.bytes, threads, workers)
+                                   : coordinator::cudaDeviceCopySeconds(source.bytes, workers);
+                      },
+                      [&] {
+                        const Timing run = timeCase(*aggregator, source.payload, workers, false, nullptr);
+                        t.finalize_s = t.finalize_s == 0.0 ? run.finalize_s : std::min(t.finalize_s, run.finalize_s);
+                        return run.fold_s;
+                      },
+                      [&] { return timeConcurrent(*aggregator, ring.payload, params, workers); }},
+                     {&ceiling_s, &t.fold_s, &concurrent_s});
+        const double in_bytes = double(source.bytes) * workers;
         const double ceiling_gbs = in_bytes / ceiling_s / 1e9;
         const char* dtype_name = dtype == proto::DTYPE_INT8_BLOCK
                                      ? "int8"
@@ -297,7 +306,6 @@ void runDevice(AggregatorDevice device, const Options& o) {
         };
         report("serial", t.fold_s, true);
         std::printf("\n");
-        const double concurrent_s = bestOf([&] { return timeConcurrent(*aggregator, ring.payload, params, workers); });
         report("concurrent", concurrent_s, false);
         std::printf("\n");
         std::fflush(stdout);

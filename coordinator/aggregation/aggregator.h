@@ -61,12 +61,18 @@ class Aggregator {
   // The same for `count` elements encoded as `dtype` in `bytes`
   // (encodedByteCount(dtype, count, block_elements) bytes, blocks starting at
   // bytes[0]; block_elements only matters for kInt8Block), decoded inside the
-  // kernel. Every value is checked before any is folded: on NaN/Inf (or an
-  // int8 scale that is not finite) it returns common::Errc::kNonFinite and
-  // the sum is untouched. The CRC and size are the caller's to verify first
+  // kernel. No value is folded before it has been checked. On NaN/Inf (or an
+  // int8 scale that is not finite) it returns common::Errc::kNonFinite, and
+  // every element of the range that was not folded from `bytes` is folded
+  // from `stand_in` instead (stand_in[i] for element offset + i, same weight;
+  // null: nothing), so each element still gets exactly one contribution: the
+  // sender's where it was checked and folded, the stand-in's elsewhere, as
+  // for a push cut off mid-chunk. Which elements a backend folds before it
+  // meets the bad value is its own affair (the CPU checks tile by tile, so it
+  // reads the chunk once). The CRC and size are the caller's to verify first
   // (common::verifyChunk). Misuse (range, null, weight, block size) throws.
   virtual std::error_code accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count,
-                                            float weight, uint32_t block_elements) = 0;
+                                            float weight, uint32_t block_elements, const float* stand_in) = 0;
 
   // mean = sum / total_weight, then the server update on host arrays of
   // `elements` floats: consensus (in: z_r, out: z_{r+1}) and the optimizer

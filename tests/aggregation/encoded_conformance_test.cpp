@@ -1,7 +1,7 @@
 // accumulateEncoded over every backend and dtype: bit-identical to decoding
 // with the payload codec and calling accumulate, within the conformance
-// tolerance of a double reference for every server optimizer, and all or
-// nothing when a chunk holds NaN/Inf.
+// tolerance of a double reference for every server optimizer, and one
+// contribution per element (sender or stand-in) when a chunk holds NaN/Inf.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -167,44 +167,69 @@ std::vector<uint8_t> poisonedChunk(const common::EncodedPayload& payload, size_t
   return chunk;
 }
 
-TEST_P(EncodedConformance, NonFiniteChunkIsRejectedAndLeavesTheSumUntouched) {
-  const size_t elements = 600011;  // one chunk, split over threads and staging
+// A chunk with a NaN/Inf at `at` is rejected, and every element gets exactly
+// one contribution: the sender's value (checked, finite) or the stand-in's,
+// the bad element and (int8) its whole block the stand-in's. With no
+// stand-in, the elements not taken from the sender get nothing.
+TEST_P(EncodedConformance, NonFiniteChunkIsRejectedAndEachElementGetsOneContribution) {
+  const size_t elements = 600011;  // one chunk, split over threads, tiles and staging
   const std::vector<Contribution> cs = makeContributions(elements, 2, 77);
-  aggregator_->reset(elements);
   const common::EncodedPayload good = encode(cs[0], 1u << 20, 256);
-  accumulateEncodedPayload(*aggregator_, good, cs[0].weight);
   const common::EncodedPayload hostile = encode(cs[1], 1u << 20, 256);
+  const std::vector<float> base = decodeAll(good), sent = decodeAll(hostile);
+  const std::vector<float> stand_in = makeVector(elements, 5, 2.0f);
+  const float w = 1000.0f;
+  const uint32_t block = hostile.header().block_elements();
   for (size_t at : {size_t{0}, elements / 2 + 5, elements - 1}) {
     for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
-      const std::vector<uint8_t> chunk = poisonedChunk(hostile, 0, at, bad);
-      const std::error_code ec = aggregator_->accumulateEncoded(0, static_cast<EncodedDType>(dtype_), chunk.data(),
-                                                                elements, 1000.0f, hostile.header().block_elements());
-      EXPECT_EQ(ec, common::Errc::kNonFinite) << "element " << at;
+      for (const bool with_stand_in : {true, false}) {
+        SCOPED_TRACE("element " + std::to_string(at) + ", " + std::to_string(bad) +
+                     (with_stand_in ? ", stand-in" : ", no stand-in"));
+        aggregator_->reset(elements);
+        accumulateEncodedPayload(*aggregator_, good, cs[0].weight);
+        const std::vector<uint8_t> chunk = poisonedChunk(hostile, 0, at, bad);
+        const std::error_code ec = aggregator_->accumulateEncoded(0, static_cast<EncodedDType>(dtype_), chunk.data(),
+                                                                  elements, w, block,
+                                                                  with_stand_in ? stand_in.data() : nullptr);
+        EXPECT_EQ(ec, common::Errc::kNonFinite);
+        std::vector<float> got(elements);
+        aggregator_->finalize(1.0, ServerOptimizerSettings{}, got.data(), nullptr);
+        const auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * (1.0f + std::fabs(b)); };
+        size_t neither = 0, from_sender = 0;
+        for (size_t i = 0; i < elements; ++i) {
+          const float before = cs[0].weight * base[i];
+          const float other = with_stand_in ? before + w * stand_in[i] : before;
+          if (near(got[i], before + w * sent[i]) && !near(got[i], other)) ++from_sender;
+          else if (!near(got[i], other)) ++neither;
+        }
+        EXPECT_EQ(neither, 0u);
+        const size_t bad_first = dtype_ == proto::DTYPE_INT8_BLOCK ? at / block * block : at;
+        const size_t bad_last = dtype_ == proto::DTYPE_INT8_BLOCK ? std::min(elements, bad_first + block) : at + 1;
+        for (size_t i = bad_first; i < bad_last; ++i) {
+          const float before = cs[0].weight * base[i];
+          ASSERT_TRUE(near(got[i], with_stand_in ? before + w * stand_in[i] : before)) << "element " << i;
+        }
+        EXPECT_LT(from_sender, elements);
+      }
     }
   }
-  std::vector<float> got(elements);
-  aggregator_->finalize(cs[0].weight, ServerOptimizerSettings{}, got.data(), nullptr);
-  const std::vector<float> want = decodeAll(good);
-  size_t off = 0;
-  for (size_t i = 0; i < elements; ++i) off += std::fabs(got[i] - want[i]) > 1e-6f * (1.0f + std::fabs(want[i]));
-  EXPECT_EQ(off, 0u);
 }
 
 TEST_P(EncodedConformance, MisuseThrows) {
   aggregator_->reset(100);
   const std::vector<uint8_t> bytes(1000, 0);
   const auto dtype = static_cast<EncodedDType>(dtype_);
-  EXPECT_THROW(aggregator_->accumulateEncoded(90, dtype, bytes.data(), 20, 1.0f, 4), std::out_of_range);
-  EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, nullptr, 20, 1.0f, 4), std::invalid_argument);
-  EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, INFINITY, 4), std::invalid_argument);
-  EXPECT_THROW(aggregator_->accumulateEncoded(0, static_cast<EncodedDType>(9), bytes.data(), 20, 1.0f, 4),
+  EXPECT_THROW(aggregator_->accumulateEncoded(90, dtype, bytes.data(), 20, 1.0f, 4, nullptr), std::out_of_range);
+  EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, nullptr, 20, 1.0f, 4, nullptr), std::invalid_argument);
+  EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, INFINITY, 4, nullptr), std::invalid_argument);
+  EXPECT_THROW(aggregator_->accumulateEncoded(0, static_cast<EncodedDType>(9), bytes.data(), 20, 1.0f, 4, nullptr),
                std::invalid_argument);
   if (dtype == EncodedDType::kInt8Block) {
-    EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, 1.0f, 0), std::invalid_argument);
-    EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, 1.0f, kMaxInt8BlockElements + 1),
+    EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, 1.0f, 0, nullptr), std::invalid_argument);
+    EXPECT_THROW(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 20, 1.0f, kMaxInt8BlockElements + 1, nullptr),
                  std::invalid_argument);
   }
-  EXPECT_FALSE(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 0, 1.0f, 4));
+  EXPECT_FALSE(aggregator_->accumulateEncoded(0, dtype, bytes.data(), 0, 1.0f, 4, nullptr));
 }
 
 const Backend kBackends[] = {{"cpu_1_thread", AggregatorDevice::kCpu, 1},

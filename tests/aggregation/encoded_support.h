@@ -42,7 +42,7 @@ inline void accumulateEncodedPayload(Aggregator& aggregator, const common::Encod
     ASSERT_FALSE(common::verifyChunk(header, c, size, true));
     const std::error_code ec =
         aggregator.accumulateEncoded(c * header.chunk_elements(), static_cast<EncodedDType>(header.dtype()), bytes,
-                                     common::chunkElementCount(header, c), weight, header.block_elements());
+                                     common::chunkElementCount(header, c), weight, header.block_elements(), nullptr);
     ASSERT_FALSE(ec) << "chunk " << c << ": " << ec.message();
   }
 }

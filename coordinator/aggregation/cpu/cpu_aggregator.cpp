@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
-#include <thread>
 
 #include "common/error.h"
 
@@ -76,19 +75,16 @@ void CpuAggregator::accumulate(size_t offset, const float* src, size_t count, fl
 }
 
 std::error_code CpuAggregator::accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count,
-                                                 float weight, uint32_t block_elements) {
+                                                 float weight, uint32_t block_elements, const float* stand_in) {
   checkAccumulateEncodedArgs(sum_.size(), offset, dtype, bytes, count, weight, block_elements);
   float* dst = sum_.data() + offset;
   const size_t granule = dtype == EncodedDType::kInt8Block ? block_elements : 0;
-  std::atomic<unsigned> checked{0};
   std::atomic<bool> rejected{false};
-  forParts(offset, count, granule, [&](unsigned, unsigned parts, size_t begin, size_t end) {
-    if (!encodedRangeFinite(dtype, bytes, begin, end, block_elements)) rejected.store(true, std::memory_order_relaxed);
-    // Barrier: every part runs on its own thread, so all of them arrive.
-    checked.fetch_add(1, std::memory_order_acq_rel);
-    while (checked.load(std::memory_order_acquire) < parts) std::this_thread::yield();
-    if (!rejected.load(std::memory_order_relaxed))
-      foldEncodedRange(dst, dtype, bytes, begin, end, weight, block_elements);
+  forParts(offset, count, granule, [&](unsigned, unsigned, size_t begin, size_t end) {
+    const size_t stopped = foldCheckedRange(dst, dtype, bytes, begin, end, weight, block_elements);
+    if (stopped == end) return;
+    rejected.store(true, std::memory_order_relaxed);
+    if (stand_in != nullptr) addScaled(dst + stopped, stand_in + stopped, end - stopped, weight);
   });
   if (rejected.load()) return common::Errc::kNonFinite;
   return {};

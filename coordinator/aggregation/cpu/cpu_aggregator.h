@@ -5,11 +5,10 @@
 // split over a persistent pool in 64-byte-aligned ranges; smaller ones run
 // inline, where waking threads would cost more than the loop. finalize() is
 // one pass per cache-sized block: mean, server update, clear.
-// accumulateEncoded() checks before it folds: each thread tests its range of
-// the encoded chunk for NaN/Inf, all meet at a barrier, and they fold only if
-// every range passed, so a rejected chunk leaves the sum untouched. The check
-// is a read-only pass over the encoded bytes (a max over the exponent bits;
-// only the scales for int8), and the fold rereads them from cache.
+// accumulateEncoded() checks before it folds, one L1-sized tile at a time
+// (a max over the exponent bits; only the scales for int8), so the encoded
+// bytes come from memory once. A thread that meets a bad tile folds the
+// stand-in from there to the end of its range.
 #include <cstddef>
 #include <string>
 #include <system_error>
@@ -31,7 +30,7 @@ class CpuAggregator final : public Aggregator {
   void reset(size_t elements) override;
   void accumulate(size_t offset, const float* src, size_t count, float weight) override;
   std::error_code accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count, float weight,
-                                    uint32_t block_elements) override;
+                                    uint32_t block_elements, const float* stand_in) override;
   void finalize(double total_weight, const ServerOptimizerSettings& settings, float* consensus,
                 const ServerOptimizerState& state) override;
   using Aggregator::finalize;

@@ -82,6 +82,29 @@ TAPESTRY_VECTOR_CLONES uint32_t maxAbsBits16(const uint8_t* __restrict src, size
   return most;
 }
 
+// One loop over two tiles: folds tile t (already checked, and in L1 since
+// its check) while taking the largest |bits| of tile t+1, so the payload and
+// the sum stream from memory together, as in a plain fold. n values each.
+TAPESTRY_VECTOR_CLONES uint32_t foldFp32CheckNext(float* __restrict dst, const uint8_t* __restrict src,
+                                                  const uint8_t* __restrict next, size_t n, float weight) {
+  uint32_t most = 0;
+  for (size_t i = 0; i < n; ++i) {
+    dst[i] += weight * loadF32(src + 4 * i);
+    most = std::max(most, loadU32(next + 4 * i) & 0x7FFFFFFFu);
+  }
+  return most;
+}
+
+TAPESTRY_VECTOR_CLONES uint32_t foldBf16CheckNext(float* __restrict dst, const uint8_t* __restrict src,
+                                                  const uint8_t* __restrict next, size_t n, float weight) {
+  uint16_t most = 0;
+  for (size_t i = 0; i < n; ++i) {
+    dst[i] += weight * bf16BitsToFloat(loadU16(src + 2 * i));
+    most = std::max<uint16_t>(most, loadU16(next + 2 * i) & 0x7FFFu);
+  }
+  return most;
+}
+
 // Calls body(block_start, first, last) for each int8 block overlapping
 // [begin, end), with [first, last) the overlap in chunk indices.
 template <typename Body>
@@ -113,8 +136,9 @@ void foldEncodedRange(float* dst, EncodedDType dtype, const uint8_t* bytes, size
   }
 }
 
+namespace {
+
 bool encodedRangeFinite(EncodedDType dtype, const uint8_t* bytes, size_t begin, size_t end, uint32_t block_elements) {
-  if (begin >= end) return true;
   const size_t count = end - begin;
   switch (dtype) {
     case EncodedDType::kFp32: return fp32BitsFinite(maxAbsBits32(bytes + 4 * begin, count));
@@ -128,6 +152,56 @@ bool encodedRangeFinite(EncodedDType dtype, const uint8_t* bytes, size_t begin, 
     }
   }
   return false;
+}
+
+// 16 KiB of fp32 input and 16 KiB of the sum: both stay in L1 between the
+// check and the fold.
+constexpr size_t kTileElements = 4096;
+
+}  // namespace
+
+size_t checkedTileElements(EncodedDType dtype, uint32_t block_elements) {
+  if (dtype != EncodedDType::kInt8Block) return kTileElements;
+  return std::max<size_t>(1, kTileElements / block_elements) * block_elements;
+}
+
+size_t foldCheckedRange(float* dst, EncodedDType dtype, const uint8_t* bytes, size_t begin, size_t end, float weight,
+                        uint32_t block_elements) {
+  const size_t tile = checkedTileElements(dtype, block_elements);
+  if (begin >= end) return end;
+  if (dtype == EncodedDType::kFp32 || dtype == EncodedDType::kBf16) {
+    // Software-pipelined: tile t is folded in the same loop that checks
+    // tile t+1; a tile is still only folded once its check has passed.
+    const bool fp32 = dtype == EncodedDType::kFp32;
+    const size_t width = fp32 ? 4 : 2;
+    size_t at = begin;
+    size_t stop = std::min(end, at + tile);
+    if (!encodedRangeFinite(dtype, bytes, at, stop, block_elements)) return at;
+    while (stop - at == tile && stop + tile <= end) {
+      const uint8_t* src = bytes + width * at;
+      const uint8_t* next = bytes + width * stop;
+      const bool ok = fp32 ? fp32BitsFinite(foldFp32CheckNext(dst + at, src, next, tile, weight))
+                           : bf16BitsFinite(foldBf16CheckNext(dst + at, src, next, tile, weight));
+      at = stop;
+      stop += tile;
+      if (!ok) return at;
+    }
+    // The tile in hand is checked; what is left after it goes tile by tile.
+    foldEncodedRange(dst, dtype, bytes, at, stop, weight, block_elements);
+    at = stop;
+    for (; at < end; at += tile) {
+      const size_t last = std::min(end, at + tile);
+      if (!encodedRangeFinite(dtype, bytes, at, last, block_elements)) return at;
+      foldEncodedRange(dst, dtype, bytes, at, last, weight, block_elements);
+    }
+    return end;
+  }
+  for (size_t at = begin; at < end; at += tile) {
+    const size_t stop = std::min(end, at + tile);
+    if (!encodedRangeFinite(dtype, bytes, at, stop, block_elements)) return at;
+    foldEncodedRange(dst, dtype, bytes, at, stop, weight, block_elements);
+  }
+  return end;
 }
 
 }  // namespace tapestry::coordinator::cpu

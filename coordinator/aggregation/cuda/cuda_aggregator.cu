@@ -36,31 +36,22 @@ unsigned blocksFor(size_t work_items) {
 
 size_t roundUp(size_t value, size_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-// Largest |bits| of `n` little-endian words at src; copies them to dst too
-// unless dst is null. One pass, so the finite check rides on the staging copy.
+// Copies `n` little-endian words from src to dst and returns the largest
+// |bits| among them. One pass, so the finite check rides on the staging copy.
 template <typename Word>
 uint32_t copyMaxAbs(Word* dst, const uint8_t* src, size_t n, Word abs_mask) {
   Word most = 0;
-  if (dst == nullptr) {
-    for (size_t i = 0; i < n; ++i) {
-      Word w;
-      std::memcpy(&w, src + i * sizeof(Word), sizeof(Word));
-      most = std::max<Word>(most, w & abs_mask);
-    }
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      Word w;
-      std::memcpy(&w, src + i * sizeof(Word), sizeof(Word));
-      dst[i] = w;
-      most = std::max<Word>(most, w & abs_mask);
-    }
+  for (size_t i = 0; i < n; ++i) {
+    Word w;
+    std::memcpy(&w, src + i * sizeof(Word), sizeof(Word));
+    dst[i] = w;
+    most = std::max<Word>(most, w & abs_mask);
   }
   return most;
 }
 
-// Elements of encoded chunk [first, first + n) check out finite; when dst is
-// not null they are also copied there (int8: q bytes to dst, scales to
-// scales). Int8 ranges start on a block boundary.
+// Copies elements [first, first + n) of an encoded chunk to dst (int8: q
+// bytes to dst, scales to scales) and says whether they are all finite. Int8 ranges start on a block boundary.
 bool stageEncoded(EncodedDType dtype, const uint8_t* chunk, size_t first, size_t n, uint32_t block_elements,
                   uint8_t* dst, float* scales) {
   switch (dtype) {
@@ -77,10 +68,8 @@ bool stageEncoded(EncodedDType dtype, const uint8_t* chunk, size_t first, size_t
         const uint8_t* at = chunk + block * stride;
         const float scale = loadF32(at);
         ok = ok && int8ScaleAcceptable(scale);
-        if (dst != nullptr) {
-          scales[done / block_elements] = scale;
-          std::memcpy(dst + done, at + kInt8ScaleBytes, std::min<size_t>(block_elements, n - done));
-        }
+        scales[done / block_elements] = scale;
+        std::memcpy(dst + done, at + kInt8ScaleBytes, std::min<size_t>(block_elements, n - done));
       }
       return ok;
     }
@@ -176,17 +165,12 @@ class CudaAggregator final : public Aggregator {
   }
 
   std::error_code accumulateEncoded(size_t offset, EncodedDType dtype, const uint8_t* bytes, size_t count, float weight,
-                                    uint32_t block_elements) override {
+                                    uint32_t block_elements, const float* stand_in) override {
     checkAccumulateEncodedArgs(elements_, offset, dtype, bytes, count, weight, block_elements);
     TAPESTRY_CUDA_CHECK(cudaSetDevice(device_));
     const size_t piece_limit = pieceElements(dtype, block_elements);
-    // A chunk that fits one slot is checked while it is staged, before its
-    // kernel is queued; a larger one is scanned first, since pieces already
-    // queued could not be taken back.
-    const bool one_piece = count <= piece_limit;
-    if (!one_piece && !stageEncoded(dtype, bytes, 0, count, block_elements, nullptr, nullptr)) {
-      return common::Errc::kNonFinite;
-    }
+    // Each piece is checked while it is staged, before its kernel is queued.
+    // Pieces already queued stay folded; from a bad piece on, the stand-in is.
     for (size_t done = 0; done < count;) {
       const size_t piece = std::min(piece_limit, count - done);
       const size_t at = offset + done;
@@ -201,7 +185,8 @@ class CudaAggregator final : public Aggregator {
       const size_t pad = at % per_vector;
       const size_t scales_at = roundUp(pad + piece, 16);
       auto* scales = reinterpret_cast<float*>(host + scales_at);
-      if (!stageEncoded(dtype, bytes, done, piece, block_elements, host + pad * width, scales) && one_piece) {
+      if (!stageEncoded(dtype, bytes, done, piece, block_elements, host + pad * width, scales)) {
+        if (stand_in != nullptr) accumulate(at, stand_in + done, count - done, weight);
         return common::Errc::kNonFinite;
       }
       next_slot_ ^= 1;
