@@ -95,6 +95,8 @@ const char* const kBenchConvergenceUsage =
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
+    "  --logit-adjustment T  train every model on the logit-adjusted loss with tau T and the label prior of\n"
+    "                     its own data (train.logit_adjustment; 0, the default, is plain cross-entropy)\n"
     "  --overlap          workers train on while the consensus travels (easgd, admm; others ignore it)\n"
     "  --no-baselines     the federated variants only: no centralised or local-only training\n"
     "  --out DIR          results.md, results.json and plots (default results/convergence-<partition>)\n"
@@ -155,6 +157,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
     else if (flag == "--rho") rho = parsePositive(flag, value);
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
+    else if (flag == "--logit-adjustment") plan.train.logit_adjustment = parsePositive(flag, value);
     else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--limit") plan.limit = parseCount(flag, value, 0);  // hidden: a smaller training set
     else if (flag == "--data") plan.data_dir = value;                     // hidden: another Fashion-MNIST copy
@@ -189,7 +192,9 @@ std::string describePlan(const ConvergencePlan& p) {
   else out << p.local_epochs << " local epochs";
   if (p.overlap) out << " (workers overlap training with the transfer)";
   out << "\n   model " << p.model.toJson().dump() << ", SGD lr " << p.train.lr << " momentum " << p.train.momentum
-      << ", batch " << p.train.batch_size << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
+      << ", batch " << p.train.batch_size;
+  if (p.train.logit_adjustment > 0) out << ", logit-adjusted loss tau " << p.train.logit_adjustment;
+  out << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
       << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding
       << "\n   variants:";
   for (const auto& v : p.variants) {
@@ -234,6 +239,7 @@ nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std:
        {{"lr", plan.train.lr},
         {"momentum", plan.train.momentum},
         {"batch_size", plan.train.batch_size},
+        {"logit_adjustment", plan.train.logit_adjustment},
         {"data_seed", plan.train.data_seed + 10 + k},
         {"threads", plan.train.threads}}}};
   if (k == 0) j["audit_dir"] = "audit";

@@ -1,5 +1,6 @@
 #include "worker/worker_config.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/config.h"
@@ -99,6 +100,9 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
     if (c.train.weight_decay < 0) t.fail("weight_decay", "must be >= 0");
     c.train.batch_size = t.optional<int64_t>("batch_size", c.train.batch_size);
     if (c.train.batch_size < 1) t.fail("batch_size", "must be >= 1");
+    c.train.logit_adjustment = t.optional<double>("logit_adjustment", c.train.logit_adjustment);
+    if (!(c.train.logit_adjustment >= 0) || !std::isfinite(c.train.logit_adjustment))
+      t.fail("logit_adjustment", "must be a finite number >= 0 (0: plain cross-entropy, 1: the usual tau)");
     c.train.data_seed = t.optional<uint64_t>("data_seed", c.train.data_seed);
     c.train.threads = t.optional<int>("threads", c.train.threads);
     if (c.train.threads < 0) t.fail("threads", "must be >= 0 (0: LibTorch's default)");

@@ -260,6 +260,50 @@ TEST(Trainer, FingerprintAndSizeMatchTheSpec) {
   EXPECT_EQ(mlp.trainingSamples(), 10u);
 }
 
+// The samples of `data` whose label is below `classes`.
+ImageDataset firstClasses(const ImageDataset& data, uint8_t classes) {
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < data.size(); ++i)
+    if (data.labels[i] < classes) keep.push_back(i);
+  return subset(data, keep);
+}
+
+// Mean softmax probability of the raw logits on classes >= `present`, over `data`.
+double absentClassMass(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data,
+                       int64_t present) {
+  torch::NoGradGuard no_grad;
+  torch::nn::Sequential net = buildNetwork(spec);
+  FlatParameters flat = flattenParameters(*net);
+  std::memcpy(flat.weights.data_ptr<float>(), params.data(), params.size() * sizeof(float));
+  std::vector<size_t> all(data.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const torch::Tensor probs = torch::softmax(net->forward(inputBatch(data, all.data(), 0, all.size())), 1);
+  return probs.narrow(1, present, kClasses - present).sum(1).mean().item<double>();
+}
+
+// A worker that holds two classes: plain cross-entropy learns to push every
+// other class down, the logit-adjusted loss (its own prior folded into the
+// logits) does not, and both still tell the two classes apart.
+TEST(Trainer, LogitAdjustmentLeavesClassesTheWorkerNeverSeesAlone) {
+  const ImageDataset two = firstClasses(bandDataset(1500, 21), 2);
+  const ImageDataset test = firstClasses(bandDataset(600, 22), 2);
+  TrainSettings plain;
+  plain.lr = 0.05;
+  plain.batch_size = 32;
+  TrainSettings adjusted = plain;
+  adjusted.logit_adjustment = 1.0;
+  Trainer a(mlpSpec(32), 1, two, plain), b(mlpSpec(32), 1, two, adjusted);
+  const double at_start = absentClassMass(mlpSpec(32), paramsOf(a), test, 2);
+  a.train(150, nullptr, 0.0);
+  b.train(150, nullptr, 0.0);
+  const double mass_plain = absentClassMass(mlpSpec(32), paramsOf(a), test, 2);
+  const double mass_adjusted = absentClassMass(mlpSpec(32), paramsOf(b), test, 2);
+  EXPECT_LT(mass_plain, 0.05 * at_start) << "plain cross-entropy pushes the absent classes down";
+  EXPECT_GT(mass_adjusted, 10 * mass_plain) << "at start " << at_start << ", plain " << mass_plain;
+  EXPECT_GT(a.evaluate(test), 0.95);
+  EXPECT_GT(b.evaluate(test), 0.95);
+}
+
 TEST(Trainer, MisuseIsRefusedWithReasons) {
   const ImageDataset data = bandDataset(10, 14);
   Trainer mlp(mlpSpec(8), 1, data, TrainSettings{});
@@ -288,6 +332,9 @@ TEST(Trainer, MisuseIsRefusedWithReasons) {
   EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
   bad = TrainSettings{};
   bad.momentum = 1.0;
+  EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
+  bad = TrainSettings{};
+  bad.logit_adjustment = -0.5;
   EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
   Trainer empty(mlpSpec(8), 1, ImageDataset{}, TrainSettings{});
   EXPECT_THROW(empty.train(1, nullptr, 0.0), std::logic_error);

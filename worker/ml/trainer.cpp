@@ -28,6 +28,9 @@ void checkSettings(const TrainSettings& s) {
     bad("epsilon must be a finite number > 0, got " + std::to_string(s.epsilon));
   }
   if (s.batch_size < 1) bad("batch_size must be at least 1, got " + std::to_string(s.batch_size));
+  if (!(s.logit_adjustment >= 0) || !std::isfinite(s.logit_adjustment)) {
+    bad("logit_adjustment must be a finite number >= 0, got " + std::to_string(s.logit_adjustment));
+  }
   if (s.threads < 0) bad("threads must be >= 0 (0 = LibTorch's default), got " + std::to_string(s.threads));
 }
 
@@ -59,6 +62,7 @@ struct Trainer::Impl {
   torch::nn::Sequential net;
   FlatParameters flat;
   torch::Tensor momentum, second_moment;  // second_moment: adamw only
+  torch::Tensor logit_offset;             // tau * log(prior) per class; undefined when off
   uint64_t optimizer_steps = 0;
   uint64_t epoch = 0, position = 0;
   std::vector<size_t> order;  // permutation of the training images for order_epoch
@@ -110,8 +114,9 @@ struct Trainer::Impl {
       const std::vector<size_t>& perm = epochOrder();
       taken = std::min<uint64_t>(static_cast<uint64_t>(settings.batch_size), train.size() - position);
       const size_t* idx = perm.data() + position;
-      loss = torch::nn::functional::cross_entropy(net->forward(inputBatch(train, idx, 0, taken)),
-                                                  labelBatch(train, idx, 0, taken));
+      torch::Tensor logits = net->forward(inputBatch(train, idx, 0, taken));
+      if (logit_offset.defined()) logits = logits + logit_offset;
+      loss = torch::nn::functional::cross_entropy(logits, labelBatch(train, idx, 0, taken));
     }
     loss.backward();
     return {loss.item<double>(), taken};
@@ -148,6 +153,17 @@ void keepBlasSingleThreaded() {
   });
 }
 
+// tau * log(prior) over kClasses, the prior being the add-one smoothed label
+// frequencies of `train`: a class the worker never sees gets log(1 / (n + C)).
+torch::Tensor logitOffsetFor(const Dataset& train, double tau) {
+  const std::vector<size_t> counts = labelHistogram(train, kClasses);
+  const double total = static_cast<double>(train.size() + counts.size());
+  torch::Tensor offset = torch::empty({static_cast<int64_t>(counts.size())}, torch::kFloat32);
+  for (size_t c = 0; c < counts.size(); ++c)
+    offset[static_cast<int64_t>(c)] = static_cast<float>(tau * std::log((static_cast<double>(counts[c]) + 1.0) / total));
+  return offset;
+}
+
 }  // namespace
 
 Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, Dataset train, TrainSettings settings)
@@ -169,6 +185,8 @@ Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, Dataset train, Train
     impl_->net = buildNetwork(spec);
   }
   impl_->flat = flattenParameters(*impl_->net);
+  if (settings.logit_adjustment > 0 && !impl_->train.isText())
+    impl_->logit_offset = logitOffsetFor(impl_->train, settings.logit_adjustment);
   impl_->momentum = torch::zeros({impl_->count()}, torch::kFloat32);
   if (impl_->adamW()) impl_->second_moment = torch::zeros({impl_->count()}, torch::kFloat32);
 }

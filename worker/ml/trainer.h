@@ -26,6 +26,14 @@ struct TrainSettings {
   double beta2 = 0.999;       // adamw
   double epsilon = 1e-8;      // adamw
   int64_t batch_size = 64;
+  // Image classifiers: tau of the logit-adjusted loss (Menon et al. 2021),
+  // cross-entropy of logits + tau * log(prior) with the prior the label
+  // frequencies of this worker's own training data (add-one smoothed). A
+  // worker that holds a few classes then learns the class-balanced posterior
+  // instead of pushing down every class it never sees, which is what makes
+  // plain averaging drift under label skew. Evaluation uses the raw logits.
+  // 0 (default) is plain cross-entropy.
+  double logit_adjustment = 0.0;
   uint64_t data_seed = 1;
   int threads = 1;  // torch intra-op threads (process-wide); 0 leaves LibTorch's default
 };
