@@ -97,6 +97,8 @@ const char* const kBenchConvergenceUsage =
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
     "  --logit-adjustment T  train every model on the logit-adjusted loss with tau T and the label prior of\n"
     "                     its own data (train.logit_adjustment; 0, the default, is plain cross-entropy)\n"
+    "  --distill B        workers distil the consensus's predictions on the classes other than each sample's\n"
+    "                     label with weight B (train.distill; 0, the default, is off)\n"
     "  --overlap          workers train on while the consensus travels (easgd, admm; others ignore it)\n"
     "  --no-baselines     the federated variants only: no centralised or local-only training\n"
     "  --out DIR          results.md, results.json and plots (default results/convergence-<partition>)\n"
@@ -158,6 +160,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else if (flag == "--rho") rho = parsePositive(flag, value);
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
     else if (flag == "--logit-adjustment") plan.train.logit_adjustment = parsePositive(flag, value);
+    else if (flag == "--distill") plan.train.distill = parsePositive(flag, value);
     else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--limit") plan.limit = parseCount(flag, value, 0);  // hidden: a smaller training set
     else if (flag == "--data") plan.data_dir = value;                     // hidden: another Fashion-MNIST copy
@@ -194,6 +197,7 @@ std::string describePlan(const ConvergencePlan& p) {
   out << "\n   model " << p.model.toJson().dump() << ", SGD lr " << p.train.lr << " momentum " << p.train.momentum
       << ", batch " << p.train.batch_size;
   if (p.train.logit_adjustment > 0) out << ", logit-adjusted loss tau " << p.train.logit_adjustment;
+  if (p.train.distill > 0) out << ", not-true distillation from the consensus beta " << p.train.distill;
   out << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
       << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding
       << "\n   variants:";
@@ -240,6 +244,7 @@ nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std:
         {"momentum", plan.train.momentum},
         {"batch_size", plan.train.batch_size},
         {"logit_adjustment", plan.train.logit_adjustment},
+        {"distill", plan.train.distill},
         {"data_seed", plan.train.data_seed + 10 + k},
         {"threads", plan.train.threads}}}};
   if (k == 0) j["audit_dir"] = "audit";

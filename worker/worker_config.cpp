@@ -103,6 +103,12 @@ WorkerConfig loadWorkerConfig(const std::string& path, const std::string& base_d
     c.train.logit_adjustment = t.optional<double>("logit_adjustment", c.train.logit_adjustment);
     if (!(c.train.logit_adjustment >= 0) || !std::isfinite(c.train.logit_adjustment))
       t.fail("logit_adjustment", "must be a finite number >= 0 (0: plain cross-entropy, 1: the usual tau)");
+    c.train.distill = t.optional<double>("distill", c.train.distill);
+    if (!(c.train.distill >= 0) || !std::isfinite(c.train.distill))
+      t.fail("distill", "must be a finite number >= 0 (0: off, 1: the usual weight)");
+    c.train.distill_temperature = t.optional<double>("distill_temperature", c.train.distill_temperature);
+    if (!(c.train.distill_temperature > 0) || !std::isfinite(c.train.distill_temperature))
+      t.fail("distill_temperature", "must be a finite number > 0");
     c.train.data_seed = t.optional<uint64_t>("data_seed", c.train.data_seed);
     c.train.threads = t.optional<int>("threads", c.train.threads);
     if (c.train.threads < 0) t.fail("threads", "must be >= 0 (0: LibTorch's default)");

@@ -191,6 +191,7 @@ class WorkerDaemon::Impl {
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
     const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
     const int64_t steps = local_steps - ahead;
+    trainer_->setTeacher(z);
     double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho);
     if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();

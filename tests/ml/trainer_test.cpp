@@ -304,6 +304,56 @@ TEST(Trainer, LogitAdjustmentLeavesClassesTheWorkerNeverSeesAlone) {
   EXPECT_GT(b.evaluate(test), 0.95);
 }
 
+// Softmax over classes >= `present` of the raw logits, per sample of `data`.
+torch::Tensor absentClassDistribution(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data,
+                                      int64_t present) {
+  torch::NoGradGuard no_grad;
+  torch::nn::Sequential net = buildNetwork(spec);
+  FlatParameters flat = flattenParameters(*net);
+  std::memcpy(flat.weights.data_ptr<float>(), params.data(), params.size() * sizeof(float));
+  std::vector<size_t> all(data.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const torch::Tensor logits = net->forward(inputBatch(data, all.data(), 0, all.size()));
+  return torch::softmax(logits.narrow(1, present, kClasses - present), 1);
+}
+
+double meanKl(const torch::Tensor& p, const torch::Tensor& q) {
+  return (p * (p.log() - q.log())).sum(1).mean().item<double>();
+}
+
+// Not-true distillation keeps the teacher's view of the classes a worker
+// lacks (how it ranks them against each other) while the worker learns its
+// own two; without it, local training scrambles that view. With no teacher
+// set, it is plain training, bit for bit.
+TEST(Trainer, NotTrueDistillationKeepsTheTeachersViewOfTheOtherClasses) {
+  const ImageDataset all = bandDataset(1500, 31);
+  const ImageDataset two = firstClasses(all, 2);
+  const ImageDataset test = firstClasses(bandDataset(600, 32), 2);
+  TrainSettings plain;
+  plain.lr = 0.05;
+  plain.batch_size = 32;
+  TrainSettings local = plain;
+  local.lr = 0.01;
+  TrainSettings distilled = local;
+  distilled.distill = 1.0;
+  // The teacher knows every class: trained on all ten first.
+  Trainer teacher(mlpSpec(32), 1, all, plain);
+  teacher.train(150, nullptr, 0.0);
+  const std::vector<float> taught = paramsOf(teacher);
+  Trainer a(mlpSpec(32), 2, two, local), b(mlpSpec(32), 2, two, distilled), c(mlpSpec(32), 2, two, distilled);
+  for (Trainer* t : {&a, &b, &c}) t->setParameters(taught.data());
+  b.setTeacher(taught.data());
+  a.train(150, nullptr, 0.0);
+  b.train(150, nullptr, 0.0);
+  c.train(150, nullptr, 0.0);
+  const torch::Tensor reference = absentClassDistribution(mlpSpec(32), taught, test, 2);
+  const double drift_plain = meanKl(reference, absentClassDistribution(mlpSpec(32), paramsOf(a), test, 2));
+  const double drift_distilled = meanKl(reference, absentClassDistribution(mlpSpec(32), paramsOf(b), test, 2));
+  EXPECT_LT(drift_distilled, 0.25 * drift_plain) << "plain " << drift_plain << ", distilled " << drift_distilled;
+  EXPECT_GT(b.evaluate(test), 0.95);
+  EXPECT_TRUE(bitIdentical(paramsOf(a), paramsOf(c))) << "no teacher, no distillation";
+}
+
 TEST(Trainer, MisuseIsRefusedWithReasons) {
   const ImageDataset data = bandDataset(10, 14);
   Trainer mlp(mlpSpec(8), 1, data, TrainSettings{});
@@ -335,6 +385,9 @@ TEST(Trainer, MisuseIsRefusedWithReasons) {
   EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
   bad = TrainSettings{};
   bad.logit_adjustment = -0.5;
+  EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
+  bad = TrainSettings{};
+  bad.distill_temperature = 0;
   EXPECT_THROW(Trainer(ModelSpec{}, 1, data, bad), std::invalid_argument);
   Trainer empty(mlpSpec(8), 1, ImageDataset{}, TrainSettings{});
   EXPECT_THROW(empty.train(1, nullptr, 0.0), std::logic_error);

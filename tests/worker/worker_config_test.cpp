@@ -29,7 +29,8 @@ json validConfig() {
     "audit_dir": "../audit",
     "model": { "name": "mlp", "hidden": 64 },
     "train": { "lr": 0.05, "momentum": 0.5, "weight_decay": 0.0001, "batch_size": 32,
-               "logit_adjustment": 1.0, "data_seed": 99, "threads": 2 },
+               "logit_adjustment": 1.0, "distill": 0.5, "distill_temperature": 2,
+               "data_seed": 99, "threads": 2 },
     "reconnect": { "initial_s": 0.25, "max_s": 4, "give_up_s": 0 }
   })");
 }
@@ -78,6 +79,8 @@ TEST_F(WorkerConfigTest, ValidFileParsesWithPathsRelativeToTheConfigDirectory) {
   EXPECT_DOUBLE_EQ(c.train.weight_decay, 0.0001);
   EXPECT_EQ(c.train.batch_size, 32);
   EXPECT_DOUBLE_EQ(c.train.logit_adjustment, 1.0);
+  EXPECT_DOUBLE_EQ(c.train.distill, 0.5);
+  EXPECT_DOUBLE_EQ(c.train.distill_temperature, 2.0);
   EXPECT_EQ(c.train.data_seed, 99u);
   EXPECT_EQ(c.train.threads, 2);
   EXPECT_EQ(c.backoff_initial, 250ms);
@@ -177,6 +180,8 @@ TEST_F(WorkerConfigTest, OutOfRangeValuesAreNamed) {
       {"/train/batch_size", 0, "\"train.batch_size\""},
       {"/train/weight_decay", -1.0, "\"train.weight_decay\""},
       {"/train/logit_adjustment", -1.0, "\"train.logit_adjustment\""},
+      {"/train/distill", -1.0, "\"train.distill\""},
+      {"/train/distill_temperature", 0.0, "\"train.distill_temperature\""},
       {"/train/threads", -1, "\"train.threads\""},
       {"/reconnect/initial_s", 0, "\"reconnect.initial_s\""},
       {"/coordinator/idle_timeout_s", -5, "\"coordinator.idle_timeout_s\""},

@@ -31,6 +31,12 @@ void checkSettings(const TrainSettings& s) {
   if (!(s.logit_adjustment >= 0) || !std::isfinite(s.logit_adjustment)) {
     bad("logit_adjustment must be a finite number >= 0, got " + std::to_string(s.logit_adjustment));
   }
+  if (!(s.distill >= 0) || !std::isfinite(s.distill)) {
+    bad("distill must be a finite number >= 0, got " + std::to_string(s.distill));
+  }
+  if (!(s.distill_temperature > 0) || !std::isfinite(s.distill_temperature)) {
+    bad("distill_temperature must be a finite number > 0, got " + std::to_string(s.distill_temperature));
+  }
   if (s.threads < 0) bad("threads must be >= 0 (0 = LibTorch's default), got " + std::to_string(s.threads));
 }
 
@@ -63,6 +69,9 @@ struct Trainer::Impl {
   FlatParameters flat;
   torch::Tensor momentum, second_moment;  // second_moment: adamw only
   torch::Tensor logit_offset;             // tau * log(prior) per class; undefined when off
+  torch::nn::Sequential teacher{nullptr};  // not-true distillation only
+  FlatParameters teacher_flat;
+  bool has_teacher = false;
   uint64_t optimizer_steps = 0;
   uint64_t epoch = 0, position = 0;
   std::vector<size_t> order;  // permutation of the training images for order_epoch
@@ -114,12 +123,35 @@ struct Trainer::Impl {
       const std::vector<size_t>& perm = epochOrder();
       taken = std::min<uint64_t>(static_cast<uint64_t>(settings.batch_size), train.size() - position);
       const size_t* idx = perm.data() + position;
-      torch::Tensor logits = net->forward(inputBatch(train, idx, 0, taken));
-      if (logit_offset.defined()) logits = logits + logit_offset;
-      loss = torch::nn::functional::cross_entropy(logits, labelBatch(train, idx, 0, taken));
+      const torch::Tensor inputs = inputBatch(train, idx, 0, taken);
+      const torch::Tensor labels = labelBatch(train, idx, 0, taken);
+      const torch::Tensor logits = net->forward(inputs);
+      loss = torch::nn::functional::cross_entropy(logit_offset.defined() ? logits + logit_offset : logits, labels);
+      if (has_teacher) loss = loss + settings.distill * notTrueDistillation(inputs, labels, logits);
     }
     loss.backward();
     return {loss.item<double>(), taken};
+  }
+
+  // KL(teacher || student) of the softmax over the classes other than each
+  // sample's label, at temperature T, times T^2 (so gradients keep their
+  // scale as T changes), averaged over the batch.
+  torch::Tensor notTrueDistillation(const torch::Tensor& inputs, const torch::Tensor& labels,
+                                    const torch::Tensor& logits) {
+    torch::Tensor taught;
+    {
+      torch::NoGradGuard no_grad;
+      taught = teacher->forward(inputs);
+    }
+    const int64_t batch = logits.size(0), classes = logits.size(1);
+    const torch::Tensor others = torch::ones_like(logits, torch::kBool).scatter_(1, labels.unsqueeze(1), false);
+    const double t = settings.distill_temperature;
+    const torch::Tensor student = logits.masked_select(others).view({batch, classes - 1}) / t;
+    const torch::Tensor target = taught.masked_select(others).view({batch, classes - 1}) / t;
+    namespace F = torch::nn::functional;
+    return F::kl_div(F::log_softmax(student, F::LogSoftmaxFuncOptions(1)), F::softmax(target, F::SoftmaxFuncOptions(1)),
+                     F::KLDivFuncOptions().reduction(torch::kBatchMean)) *
+           (t * t);
   }
 
   void optimizerStep() {
@@ -183,6 +215,11 @@ Trainer::Trainer(const ModelSpec& spec, uint64_t init_seed, Dataset train, Train
     std::lock_guard<std::mutex> lock(seed_mutex);
     torch::manual_seed(init_seed);
     impl_->net = buildNetwork(spec);
+    if (settings.distill > 0 && !isLanguageModel(spec)) impl_->teacher = buildNetwork(spec);
+  }
+  if (impl_->teacher) {
+    impl_->teacher->eval();
+    impl_->teacher_flat = flattenParameters(*impl_->teacher);
   }
   impl_->flat = flattenParameters(*impl_->net);
   if (settings.logit_adjustment > 0 && !impl_->train.isText())
@@ -237,6 +274,13 @@ double Trainer::train(int64_t steps, const float* consensus, double rho) {
     }
   }
   return loss_sum / static_cast<double>(steps);
+}
+
+void Trainer::setTeacher(const float* params) {
+  Impl& m = *impl_;
+  if (!m.teacher) return;
+  std::memcpy(m.teacher_flat.weights.data_ptr<float>(), params, parameterCount() * sizeof(float));
+  m.has_teacher = true;
 }
 
 double Trainer::evaluate(const Dataset& data) const { return metricOf(impl_->net, impl_->spec, data); }

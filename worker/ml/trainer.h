@@ -34,6 +34,14 @@ struct TrainSettings {
   // plain averaging drift under label skew. Evaluation uses the raw logits.
   // 0 (default) is plain cross-entropy.
   double logit_adjustment = 0.0;
+  // Image classifiers: beta of not-true distillation from the teacher set by
+  // setTeacher() (the consensus; Lee et al., FedNTD, 2022). For each sample
+  // the softmax over every class but the true one, at temperature
+  // distill_temperature, is pulled towards the teacher's by KL divergence:
+  // what the consensus knows about the classes this worker lacks is kept
+  // instead of being overwritten by its own few classes. 0 (default): off.
+  double distill = 0.0;
+  double distill_temperature = 1.0;
   uint64_t data_seed = 1;
   int threads = 1;  // torch intra-op threads (process-wide); 0 leaves LibTorch's default
 };
@@ -77,6 +85,11 @@ class Trainer {
   // loss is next-byte cross-entropy. The cursor carries across calls. Returns
   // the mean training loss over the steps. (ADMM: pass z - u as the consensus.)
   double train(int64_t steps, const float* consensus, double rho);
+
+  // The teacher of not-true distillation (settings.distill > 0): a copy of
+  // `params` (parameterCount() floats) kept until the next call. Without one,
+  // train() distils nothing. A no-op when distillation is off.
+  void setTeacher(const float* params);
 
   // The metric of the current parameters on `data`: accuracy for image
   // models, bits per byte (mean next-byte cross-entropy / ln 2 over
