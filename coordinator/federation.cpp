@@ -308,7 +308,21 @@ void Federation::closeRound(Clock::time_point now) {
                     << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
                     << " received, " << std::fixed << std::setprecision(2) << record.seconds << " s"
                     << metric.str());
-  std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << roundJson(record) << "\n";
+  unlogged_round_ = roundJson(record);
+  if (!persist_pending_) appendRoundLog();
+}
+
+// rounds.jsonl never runs ahead of the checkpoint: a round's line is written
+// once the state that holds it is durable.
+void Federation::appendRoundLog() {
+  if (unlogged_round_.empty()) return;
+  std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << unlogged_round_ << "\n";
+  unlogged_round_.clear();
+}
+
+void Federation::persisted() {
+  persist_pending_ = false;
+  appendRoundLog();
 }
 
 void Federation::persist() {

@@ -62,7 +62,7 @@ class Federation {
   // change before persisted(), because no round can close.
   void deferPersistence() { defer_persistence_ = true; }
   std::function<void()> takePersistJob() { return std::exchange(persist_job_, nullptr); }
-  void persisted() { persist_pending_ = false; }
+  void persisted();
   bool durable() const { return !persist_pending_; }
 
   // Who should upload the initial vector now (empty: nobody). Marks them.
@@ -90,6 +90,7 @@ class Federation {
   void prepareOptimizerState(bool fresh);
   void persist();
   void rewriteRoundLog() const;
+  void appendRoundLog();
   std::string roundJson(const RoundRecord& r) const;
 
   CoordinatorConfig config_;
@@ -105,6 +106,7 @@ class Federation {
   bool defer_persistence_ = false;
   bool persist_pending_ = false;
   std::function<void()> persist_job_;
+  std::string unlogged_round_;  // rounds.jsonl line of a round whose checkpoint is not yet durable
   double weight_sum_ = 0;
   double delta_weight_ = 0;  // weight of this round's delta pushes
   double metric_sum_ = 0;

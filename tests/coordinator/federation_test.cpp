@@ -377,6 +377,13 @@ TEST_F(FederationTest, DeadlineClosesWithAQuorumBelowMinWorkers) {
   EXPECT_EQ(*f->nextDeadline(), t0_ + std::chrono::seconds(60)) << "round 1 opens when round 0 closes";
 }
 
+size_t lineCount(const std::string& path) {
+  std::ifstream in(path);
+  size_t lines = 0;
+  for (std::string line; std::getline(in, line);) lines += !line.empty();
+  return lines;
+}
+
 // The server's mode: the checkpoint is the caller's to write, off the io
 // thread, and until it says the write is done the new consensus is not
 // durable and no round can close, however many pushes have arrived.
@@ -403,12 +410,15 @@ TEST_F(FederationTest, DeferredCheckpointHoldsTheNextRoundUntilItIsDurable) {
   ASSERT_TRUE(f->advance(t0_)) << "round 0 closes once z_0 is durable";
   EXPECT_EQ(f->round(), 1u);
   EXPECT_FALSE(f->durable());
+  const std::string round_log = dir_ + "/rounds.jsonl";
+  EXPECT_EQ(lineCount(round_log), 0u) << "round 1 logged before its checkpoint is durable";
   // The job for z_1 reads the consensus in place; nothing can change it
   // before persisted(), so what it writes is z_1.
   const std::vector<float> z1 = *f->consensus();
   f->takePersistJob()();
   EXPECT_EQ(loadedConsensus(dir_), z1);
   f->persisted();
+  EXPECT_EQ(lineCount(round_log), 1u);
 }
 
 }  // namespace
