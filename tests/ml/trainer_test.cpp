@@ -268,16 +268,19 @@ ImageDataset firstClasses(const ImageDataset& data, uint8_t classes) {
   return subset(data, keep);
 }
 
-// Mean softmax probability of the raw logits on classes >= `present`, over `data`.
-double absentClassMass(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data,
-                       int64_t present) {
+// The raw logits of the network with `params` on every sample of `data`.
+torch::Tensor logitsOf(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data) {
   torch::NoGradGuard no_grad;
   torch::nn::Sequential net = buildNetwork(spec);
   FlatParameters flat = flattenParameters(*net);
   std::memcpy(flat.weights.data_ptr<float>(), params.data(), params.size() * sizeof(float));
-  std::vector<size_t> all(data.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const torch::Tensor probs = torch::softmax(net->forward(inputBatch(data, all.data(), 0, all.size())), 1);
+  return net->forward(inputBatch(data, nullptr, 0, data.size()));
+}
+
+// Mean softmax probability of the raw logits on classes >= `present`, over `data`.
+double absentClassMass(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data,
+                       int64_t present) {
+  const torch::Tensor probs = torch::softmax(logitsOf(spec, params, data), 1);
   return probs.narrow(1, present, kClasses - present).sum(1).mean().item<double>();
 }
 
@@ -307,14 +310,7 @@ TEST(Trainer, LogitAdjustmentLeavesClassesTheWorkerNeverSeesAlone) {
 // Softmax over classes >= `present` of the raw logits, per sample of `data`.
 torch::Tensor absentClassDistribution(const ModelSpec& spec, const std::vector<float>& params, const ImageDataset& data,
                                       int64_t present) {
-  torch::NoGradGuard no_grad;
-  torch::nn::Sequential net = buildNetwork(spec);
-  FlatParameters flat = flattenParameters(*net);
-  std::memcpy(flat.weights.data_ptr<float>(), params.data(), params.size() * sizeof(float));
-  std::vector<size_t> all(data.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  const torch::Tensor logits = net->forward(inputBatch(data, all.data(), 0, all.size()));
-  return torch::softmax(logits.narrow(1, present, kClasses - present), 1);
+  return torch::softmax(logitsOf(spec, params, data).narrow(1, present, kClasses - present), 1);
 }
 
 double meanKl(const torch::Tensor& p, const torch::Tensor& q) {
@@ -323,7 +319,7 @@ double meanKl(const torch::Tensor& p, const torch::Tensor& q) {
 
 // Not-true distillation keeps the teacher's view of the classes a worker
 // lacks (how it ranks them against each other) while the worker learns its
-// own two; without it, local training scrambles that view. With no teacher
+// own two; without it, local training drifts away from it. With no teacher
 // set, it is plain training, bit for bit.
 TEST(Trainer, NotTrueDistillationKeepsTheTeachersViewOfTheOtherClasses) {
   const ImageDataset all = bandDataset(1500, 31);
