@@ -177,9 +177,11 @@ int runBench(ConvergencePlan plan) {
     std::printf("-- %s\n", label.c_str());
     std::fflush(stdout);
     results.variants.push_back(runVariant(plan, plan.variants[i], work, test, label));
+    // Each finished variant is on disk at once: a long run that is stopped
+    // or crashes keeps the table of everything it finished.
+    results.seconds = secondsSince(start);
+    writeConvergenceReport(results, plan.out_dir);
   }
-  results.seconds = secondsSince(start);
-  writeConvergenceReport(results, plan.out_dir);
   std::printf("\n%s\n%s in %.0f s; results in %s/results.md\n", resultsTable(results).c_str(),
               results.title.c_str(), results.seconds, plan.out_dir.c_str());
   return 0;

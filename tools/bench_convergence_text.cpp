@@ -232,9 +232,9 @@ int runTextBench(const TextConvergencePlan& plan) {
     std::printf("-- %s\n", label.c_str());
     std::fflush(stdout);
     results.variants.push_back(runVariant(plan, plan.variants[i], work, data, label));
+    results.seconds = secondsSince(start);  // the table so far survives a stopped run
+    writeTextConvergenceReport(results, plan.out_dir);
   }
-  results.seconds = secondsSince(start);
-  writeTextConvergenceReport(results, plan.out_dir);
   std::printf("\n%s\nmultilingual fortunes, %zu languages, in %.0f s; results in %s/results.md\n",
               textResultsSummary(results).c_str(), plan.workers(), results.seconds, plan.out_dir.c_str());
   return 0;
