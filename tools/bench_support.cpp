@@ -42,13 +42,17 @@ std::pair<double, std::string> numberAndSuffix(const std::string& text, const st
   return {value, text.substr(used)};
 }
 
+// A certificate may not outlive its CA, to the second: the CA issued just
+// before its certificates must be valid for longer than they are.
+constexpr int kBenchCertificateDays = 2;
+
 void issue(const std::string& ca, const std::string& out, const std::string& name, CertKind kind) {
   IssueOptions o;
   o.ca_dir = ca;
   o.out_dir = out;
   o.name = name;
   o.kind = kind;
-  o.days = 2;
+  o.days = kBenchCertificateDays;
   if (kind == CertKind::kCoordinator) {
     o.dns_names = {"localhost"};
     o.ip_addresses = {"127.0.0.1"};
@@ -197,7 +201,7 @@ BenchCoordinator::BenchCoordinator(BenchCoordinatorOptions options) : options_(s
   }
   if (options_.binary_dir.empty()) options_.binary_dir = executableDir();
   fs::create_directories(dir_ + "/state");
-  initCa({dir_ + "/pki/ca", "Tapestry Bench CA", 2});
+  initCa({dir_ + "/pki/ca", "Tapestry Bench CA", kBenchCertificateDays + 1});
   issue(dir_ + "/pki/ca", dir_ + "/pki", "coordinator", CertKind::kCoordinator);
   for (size_t k = 0; k < options_.workers; ++k) issue(dir_ + "/pki/ca", dir_ + "/pki", workerName(k), CertKind::kWorker);
   const auto idle = options_.idle_timeout.count();
