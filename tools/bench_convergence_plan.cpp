@@ -95,6 +95,7 @@ const char* const kBenchConvergenceUsage =
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
+    "  --server-lr L      learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
     "  --logit-adjustment T  train every model on the logit-adjusted loss with tau T and the label prior of\n"
     "                     its own data (train.logit_adjustment; 0, the default, is plain cross-entropy)\n"
     "  --distill B        workers distil the consensus's predictions on the classes other than each sample's\n"
@@ -133,7 +134,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   plan.train.batch_size = 64;
   plan.train.threads = 1;
   bool steps_given = false, epochs_given = false;
-  std::optional<double> rho;
+  std::optional<double> rho, server_lr;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quick" || flag == "--full" || flag == "--overlap" || flag == "--no-baselines") continue;
@@ -159,6 +160,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
     else if (flag == "--rho") rho = parsePositive(flag, value);
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
+    else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
     else if (flag == "--logit-adjustment") plan.train.logit_adjustment = parsePositive(flag, value);
     else if (flag == "--distill") plan.train.distill = parsePositive(flag, value);
     else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
@@ -172,6 +174,9 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   if (rho)
     for (auto& v : plan.variants)
       if (v.algorithm != "fedavg") v.rho = *rho;
+  if (server_lr)
+    for (auto& v : plan.variants)
+      if (v.server != "plain") v.server_lr = *server_lr;
   plan.overlap = overlap;
   if (steps_given) plan.local_epochs = 0;
   if (epochs_given) plan.local_steps = 0;

@@ -65,6 +65,20 @@ TEST(BenchConvergencePlan, ConfigsCarryTheVariantsHyperParameters) {
   EXPECT_EQ(w1["data"]["shard"], "/shards/worker-1");
 }
 
+TEST(BenchConvergencePlan, ServerLrReachesEveryServerOptimizerButPlain) {
+  auto plan = parseConvergencePlan({"--server-lr", "0.05", "--variants", "fedavg,fedavg+nesterov,fedavg+adam"});
+  EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 1.0) << "plain averaging has no learning rate to change";
+  EXPECT_DOUBLE_EQ(coordinatorConfigFor(plan, plan.variants[1], "/pki")["server_optimizer"]["lr"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(coordinatorConfigFor(plan, plan.variants[2], "/pki")["server_optimizer"]["lr"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(plan.variants[1].momentum, 0.9);
+  try {
+    parseConvergencePlan({"--server-lr", "-1"});
+    FAIL() << "a negative server learning rate accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--server-lr"), std::string::npos);
+  }
+}
+
 TEST(BenchConvergencePlan, EncodingReachesTheWorkerConfigs) {
   auto plain = parseConvergencePlan({});
   EXPECT_FALSE(workerConfigFor(plain, 0, "/pki", "/shards").contains("transfer")) << "fp32 is the default";
