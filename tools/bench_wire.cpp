@@ -239,6 +239,10 @@ int runWire(uint64_t bytes, double seconds, uint32_t chunk, const std::string& w
   std::printf("our TLS transport alone (two Connections on two threads, chunk frames checked and dropped): "
               "%.3f GB/s (median of %zu)\n",
               transport_rate, transport.size());
+  const auto tcp = plainTcpSeconds(reinterpret_cast<const uint8_t*>(values->data()), static_cast<size_t>(payload), 3);
+  const double tcp_rate = payload / median(tcp) / 1e9;
+  std::printf("plain TCP on loopback, no TLS (sender and receiver on two threads): %.3f GB/s (median of %zu)\n",
+              tcp_rate, tcp.size());
   const double disk_s =
       fsyncedWriteSeconds(coordinator.workDir(), reinterpret_cast<const uint8_t*>(values->data()), payload);
   std::printf("disk: %s written and fsync'd in %.3f s (%.2f GB/s); a round trip waits for the consensus "
@@ -263,6 +267,7 @@ int runWire(uint64_t bytes, double seconds, uint32_t chunk, const std::string& w
   std::printf("round trip GB/s: %.3f (median; 2 x %s per push -> fold -> durable checkpoint -> consensus back)\n", trip,
               formatBytes(payload).c_str());
   std::printf("ratio upload / our TLS transport alone: %.3f\n", upload / transport_rate);
+  std::printf("ratio upload / plain TCP: %.3f\n", upload / tcp_rate);
   if (ceiling) {
     const double openssl = *ceiling / 1e9;
     std::printf("ratio upload / openssl: %.3f (target >= 0.6)\n", upload / openssl);

@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -150,6 +153,35 @@ std::vector<double> tlsTransportSeconds(const net::TlsSettings& server, const ne
     in.reset();
     acceptor.close();
   });
+  return seconds;
+}
+
+std::vector<double> plainTcpSeconds(const uint8_t* data, size_t bytes, int repeats) {
+  constexpr size_t kWriteBytes = 128 * 1024, kReadBytes = 4 * 1024 * 1024;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  asio::ip::tcp::socket out(io), in(io);
+  out.connect(acceptor.local_endpoint());
+  acceptor.accept(in);
+  out.set_option(asio::ip::tcp::no_delay(true));
+  std::vector<double> seconds;
+  std::vector<uint8_t> sink(kReadBytes);
+  for (int r = 0; r < repeats; ++r) {
+    // The receiver runs here, the sender on its own thread: one core each.
+    const auto start = Clock::now();
+    std::thread sender([&] {
+      boost::system::error_code ec;
+      for (size_t at = 0; at < bytes && !ec; at += kWriteBytes)
+        asio::write(out, asio::buffer(data + at, std::min(kWriteBytes, bytes - at)), ec);
+    });
+    size_t got = 0;
+    boost::system::error_code ec;
+    while (got < bytes && !ec) got += in.read_some(asio::buffer(sink.data(), std::min(kReadBytes, bytes - got)), ec);
+    const auto end = Clock::now();
+    sender.join();
+    if (got < bytes) throw std::runtime_error("ceiling: plain TCP transfer stopped early: " + ec.message());
+    seconds.push_back(std::chrono::duration<double>(end - start).count());
+  }
   return seconds;
 }
 

@@ -75,6 +75,8 @@ TEST(BenchSmoke, WireReportsThroughputAndRatio) {
   // The ceilings and the peer, measured in the same run.
   EXPECT_TRUE(hasLine(out, R"(^our TLS transport alone .*: [0-9.]+ GB/s \(median of 3\))"));
   EXPECT_TRUE(hasLine(out, R"(^ratio upload / our TLS transport alone: [0-9.]+)"));
+  EXPECT_TRUE(hasLine(out, R"(^plain TCP on loopback, no TLS .*: [0-9.]+ GB/s \(median of 3\))"));
+  EXPECT_TRUE(hasLine(out, R"(^ratio upload / plain TCP: [0-9.]+)"));
   EXPECT_TRUE(hasLine(out, R"(^disk: .* written and fsync'd in [0-9.]+ s)"));
   // Either the ratio against openssl, or the reason there is none; the same for gRPC.
   EXPECT_TRUE(hasLine(out, R"(^ratio upload / openssl: [0-9.]+)") || hasLine(out, R"(^openssl: .+)"));
