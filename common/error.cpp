@@ -23,6 +23,7 @@ class Category : public std::error_category {
       case Errc::kClosed: return "session closed by peer";
       case Errc::kFinished: return "federation finished";
       case Errc::kRejected: return "rejected by peer";
+      case Errc::kNotReading: return "the peer is not reading what is sent to it";
     }
     return "unknown tapestry error";
   }

@@ -22,6 +22,7 @@ enum class Errc {
   kClosed,             // the peer closed the session
   kFinished,           // the federation has completed all rounds
   kRejected,           // the peer sent a fatal error
+  kNotReading,         // the peer left too much of what was sent to it unread
 };
 
 const std::error_category& errorCategory();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <new>
 #include <iomanip>
 #include <sstream>
 #include <filesystem>
@@ -30,6 +32,18 @@ proto::Algorithm toProto(Algorithm a) {
 }
 
 Rejection reject(Errc e, std::string message) { return {makeError(e), std::move(message)}; }
+
+// No NaN or Inf: the largest |bits| of the vector is below the exponent
+// pattern of Inf. One pass the compiler vectorises.
+bool allFinite(const std::vector<float>& v) {
+  uint32_t most = 0;
+  for (float x : v) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    most = std::max(most, bits & 0x7FFFFFFFu);
+  }
+  return most < 0x7F800000u;
+}
 
 std::string megabytes(uint64_t bytes) {
   char buf[32];
@@ -158,7 +172,14 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   if (push.initial()) {
     if (logic_.hasConsensus() || initial_provider_ != id)
       return reject(Errc::kStaleRound, "an initial vector was not requested from this worker");
-    initial_.assign(state_.parameter_count, 0.0f);
+    try {
+      initial_.assign(state_.parameter_count, 0.0f);
+    } catch (const std::bad_alloc&) {
+      initial_ = {};
+      return reject(Errc::kFrameTooLarge, "the coordinator cannot allocate " + megabytes(state_.parameter_count * 4) +
+                                              " for an initial vector of " + std::to_string(state_.parameter_count) +
+                                              " parameters; run it on a machine with more memory");
+    }
     pushes_[id] = Push{push.payload(), 0.0f, 0, true};
     return {};
   }
@@ -279,6 +300,10 @@ void Federation::closeRound(Clock::time_point now) {
   optimizer.second_moment = state_.second_moment.empty() ? nullptr : state_.second_moment.data();
   optimizer.step = logic_.round() + 1;
   aggregator_->finalize(weight_sum_, config_.server_optimizer, next->data(), optimizer);
+  // Finite contributions can still overflow fp32 once weighted and summed
+  // (a member sending values near 3e38, or an absurd sample count). Such an
+  // update would poison every worker; it is refused and z_r kept.
+  if (!allFinite(*next) || !allFinite(state_.momentum) || !allFinite(state_.second_moment)) restoreCheckpoint(*next);
   RoundRecord record;
   record.round = logic_.round();
   record.contributors = logic_.contributorCount();
@@ -310,6 +335,28 @@ void Federation::closeRound(Clock::time_point now) {
                     << metric.str());
   unlogged_round_ = roundJson(record);
   if (!persist_pending_) appendRoundLog();
+}
+
+// The checkpoint on disk is z_r with its optimizer state: closeRound runs
+// only once the last one is durable.
+void Federation::restoreCheckpoint(std::vector<float>& consensus) {
+  auto saved = loadFederationState(config_.state_dir);
+  if (!saved || !saved->has_consensus || saved->round != logic_.round() || saved->consensus.size() != consensus.size())
+    throw std::runtime_error("round " + std::to_string(logic_.round() + 1) +
+                             " produced a non-finite consensus and the checkpoint of z_" +
+                             std::to_string(logic_.round()) + " in " + config_.state_dir + " cannot replace it");
+  consensus = std::move(saved->consensus);
+  const bool same_optimizer = saved->server_optimizer == state_.server_optimizer;
+  if (same_optimizer && saved->momentum.size() == state_.momentum.size()) state_.momentum = std::move(saved->momentum);
+  else std::fill(state_.momentum.begin(), state_.momentum.end(), 0.0f);
+  if (same_optimizer && saved->second_moment.size() == state_.second_moment.size())
+    state_.second_moment = std::move(saved->second_moment);
+  else std::fill(state_.second_moment.begin(), state_.second_moment.end(), 0.0f);
+  LOG_ERROR("round " << logic_.round() + 1 << ": the weighted mean of " << logic_.contributorCount()
+                     << " contributions overflowed to Inf/NaN; the update is refused and z_" << logic_.round()
+                     << " is kept as z_" << logic_.round() + 1
+                     << ". A member sent values or a sample count far outside a trained model's range; "
+                        "see the contributors' logs");
 }
 
 // rounds.jsonl never runs ahead of the checkpoint: a round's line is written

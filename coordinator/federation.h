@@ -87,6 +87,7 @@ class Federation {
   };
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
+  void restoreCheckpoint(std::vector<float>& consensus);
   void prepareOptimizerState(bool fresh);
   void persist();
   void rewriteRoundLog() const;

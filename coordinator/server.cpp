@@ -79,6 +79,10 @@ int Server::Impl::run() {
   return failed_ ? 1 : 0;
 }
 
+void Server::Impl::stop() {
+  asio::post(io_, [this] { io_.stop(); });
+}
+
 void Server::Impl::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
     if (ec) {
@@ -129,7 +133,7 @@ void Server::Impl::handshake(common::net::TlsStream stream) {
     auto connection = std::make_shared<common::net::Connection>(std::move(*pending), options);
     auto session = std::make_shared<Session>(*this, identity, connection);
     unadmitted_.insert(session);
-    connection->start(session.get());
+    session->start();
   });
 }
 
@@ -242,5 +246,6 @@ Server::Server(CoordinatorConfig config) : impl_(std::make_unique<Impl>(std::mov
 Server::~Server() = default;
 uint16_t Server::port() const { return impl_->port(); }
 int Server::run() { return impl_->run(); }
+void Server::stop() { impl_->stop(); }
 
 }  // namespace tapestry::coordinator

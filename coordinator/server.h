@@ -22,6 +22,8 @@ class Server {
   // Serves until the federation has finished and every worker has left, or
   // SIGINT/SIGTERM. Returns the process exit code.
   int run();
+  // Stops run() from any thread, as SIGTERM does; state is saved after every round.
+  void stop();
 
   class Impl;  // coordinator/session_impl.h
 

@@ -29,7 +29,25 @@ proto::ErrorCode toProto(const std::error_code& ec) {
 }  // namespace
 
 Session::Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection)
-    : server_(server), identity_(std::move(identity)), connection_(std::move(connection)) {}
+    : server_(server),
+      identity_(std::move(identity)),
+      connection_(std::move(connection)),
+      hello_timer_(server.ioContext()) {}
+
+void Session::start() {
+  connection_->start(this);
+  hello_timer_.expires_after(server_.config().handshake_timeout);
+  hello_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->admitted_ || !self->connection_->open()) return;
+    const auto ms = self->server_.config().handshake_timeout.count();
+    self->sendError(proto::ERROR_MALFORMED,
+                    "no Hello within " + std::to_string(ms) + " ms of the TLS handshake (limits.handshake_timeout_s)",
+                    true);
+  });
+}
+
+void Session::expectChunks(bool on) { connection_->setChunksOnlyKeepAlive(on); }
 
 void Session::sendMessage(const proto::CoordinatorMessage& message) { connection_->sendControl(message.SerializeAsString()); }
 
@@ -71,7 +89,13 @@ void Session::onHello(const proto::HelloFromWorker& hello) {
   if (Rejection r = server_.federation().admit(identity_, hello, m.mutable_welcome()))
     return sendError(toProto(r.code), r.message, true);
   admitted_ = true;
+  hello_timer_.cancel();
   server_.admitted(shared_from_this());
+  // A worker that stops reading may have one consensus and most of a second
+  // queued for it; beyond that it is closed rather than held in memory.
+  const uint64_t consensus_bytes = server_.federation().state().parameter_count * sizeof(float);
+  const uint64_t chunks = common::chunkCount(server_.federation().state().parameter_count, server_.config().chunk_elements);
+  connection_->setMaxQueuedBytes(2 * (consensus_bytes + chunks * 16) + (1u << 20));
   const auto& w = m.welcome();
   LOG_INFO(identity_ << " joined from " << connection_->remoteAddress() << " (" << hello.sample_count()
                      << " samples, last round seen " << hello.last_round_seen() << "); round " << w.round()
@@ -83,14 +107,20 @@ void Session::onHello(const proto::HelloFromWorker& hello) {
 
 void Session::onPush(const proto::PushFromWorker& push) {
   if (!admitted_) return sendError(proto::ERROR_MALFORMED, "Push before Hello", true);
+  if (discard_chunks_ > 0)
+    return sendError(proto::ERROR_MALFORMED, "a push arrived before the chunks of the previous one", true);
   Rejection r = server_.federation().beginPush(identity_, push);
-  if (!r) return;
+  if (!r) return expectChunks(server_.federation().expectedChunkBytes(identity_) > 0);
   if (r.code == common::makeError(Errc::kStaleRound) &&
       !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
     // Harmless lateness: skip its chunks, tell the worker, send what is current.
     discard_chunks_ = common::chunkCount(push.payload().element_count(), push.payload().chunk_elements());
+    discard_chunk_bytes_ = common::chunkByteCount(push.payload(), 0);
+    expectChunks(discard_chunks_ > 0);
     sendError(proto::ERROR_STALE_ROUND, r.message, false);
-    if (push.round() < server_.federation().round()) sendConsensus();
+    // Once per round: repeated stale pushes do not make us send it again.
+    if (push.round() < server_.federation().round() && consensus_round_sent_ != server_.federation().round())
+      sendConsensus();
     return;
   }
   sendError(toProto(r.code), r.message, true);
@@ -100,8 +130,18 @@ Session::~Session() {
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
 }
 
+// The size a chunk may have now: the next chunk of the push, or at most the
+// first chunk's size while skipping a stale push; 0: no chunk is expected
+// (before Hello, or between pushes).
+size_t Session::acceptableChunkBytes() const {
+  if (!admitted_) return 0;
+  if (discard_chunks_ > 0) return discard_chunk_bytes_;
+  return server_.federation().expectedChunkBytes(identity_);
+}
+
 bool Session::deferChunk(size_t length, std::function<void()> resume) {
-  if (held_) return false;
+  // Checked before a pool buffer is sized for it: chunkBuffer refuses it.
+  if (held_ || length == 0 || length > acceptableChunkBytes()) return false;
   held_ = server_.chunkPool().acquire(length);
   if (held_) return false;
   server_.chunkPool().waitForRelease(std::move(resume));
@@ -109,12 +149,12 @@ bool Session::deferChunk(size_t length, std::function<void()> resume) {
 }
 
 uint8_t* Session::chunkBuffer(size_t length) {
-  if (discard_chunks_ == 0) {
-    size_t expected = server_.federation().expectedChunkBytes(identity_);
-    if (expected == 0 || length != expected) {
-      LOG_WARN(identity_ << ": unexpected chunk of " << length << " bytes (expected " << expected << ")");
-      return nullptr;
-    }
+  const size_t acceptable = acceptableChunkBytes();
+  const bool fits = discard_chunks_ > 0 ? length > 0 && length <= acceptable : length == acceptable;
+  if (acceptable == 0 || !fits || !held_) {
+    LOG_WARN(identity_ << (admitted_ ? "" : " (before Hello)") << ": unexpected chunk of " << length
+                       << " bytes (expected " << acceptable << "); session closed");
+    return nullptr;
   }
   return held_;
 }
@@ -129,11 +169,12 @@ void Session::onChunk(const uint8_t*, size_t length, bool intact) {
     }
   } give_back{*this};
   if (discard_chunks_ > 0) {
-    --discard_chunks_;
+    if (--discard_chunks_ == 0) expectChunks(false);
     return;
   }
   Rejection r = server_.federation().pushChunk(identity_, held_, length, intact);
   if (r) return sendError(toProto(r.code), r.message, true);
+  if (server_.federation().expectedChunkBytes(identity_) == 0) expectChunks(false);
   server_.advance();
 }
 
@@ -142,6 +183,7 @@ void Session::sendConsensus() {
   auto consensus = server_.federation().consensus();
   auto payload = std::make_shared<common::EncodedPayload>(common::EncodedPayload::encode(
       proto::DTYPE_FP32, consensus->data(), consensus->size(), server_.config().chunk_elements));
+  consensus_round_sent_ = server_.federation().round();
   proto::CoordinatorMessage m;
   auto* c = m.mutable_consensus();
   c->set_round(server_.federation().round());
@@ -179,6 +221,7 @@ void Session::finish() {
 }
 
 void Session::onClosed(std::error_code ec) {
+  hello_timer_.cancel();
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
   if (admitted_) LOG_INFO(identity_ << " left: " << ec.message());
   server_.sessionClosed(this, admitted_);

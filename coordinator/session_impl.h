@@ -29,8 +29,10 @@ class Server::Impl {
   ~Impl();
   uint16_t port() const;
   int run();
+  void stop();
 
   Federation& federation() { return *federation_; }
+  asio::io_context& ioContext() { return io_; }
   ChunkPool& chunkPool() { return chunk_pool_; }
   const CoordinatorConfig& config() const { return config_; }
   bool identityActive(const std::string& identity) const;
@@ -67,6 +69,9 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection);
   ~Session() override;
   const std::string& identity() const { return identity_; }
+  // Starts the connection; a session that has not said Hello within the
+  // handshake timeout is closed (heartbeats alone do not hold a seat).
+  void start();
 
   // Sends the current consensus. While it is not yet durable, its last
   // chunk is held back until consensusDurable().
@@ -86,6 +91,11 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   void onHello(const proto::HelloFromWorker& hello);
   void onPush(const proto::PushFromWorker& push);
   void sendError(proto::ErrorCode code, const std::string& message, bool fatal);
+  // Chunks are expected (a push or skipped chunks of a stale one): only they
+  // keep the session alive, so a peer that stops mid-push cannot hold the
+  // round open with heartbeats.
+  void expectChunks(bool on);
+  size_t acceptableChunkBytes() const;
   void sendMessage(const proto::CoordinatorMessage& message);
 
   Server::Impl& server_;
@@ -93,6 +103,9 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   std::shared_ptr<common::net::Connection> connection_;
   bool admitted_ = false;
   size_t discard_chunks_ = 0;
+  size_t discard_chunk_bytes_ = 0;  // the largest a skipped chunk may be
+  std::optional<uint64_t> consensus_round_sent_;  // the round whose consensus was last sent
+  asio::steady_timer hello_timer_;
   uint8_t* held_ = nullptr;  // the pool buffer the next chunk is read into
   struct HeldChunk {
     const uint8_t* data = nullptr;

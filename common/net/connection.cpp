@@ -50,7 +50,7 @@ void Connection::armHeartbeat() {
 void Connection::readHeader() {
   stream_.asyncRead(asio::buffer(in_header_, kFrameHeaderSize),
                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                     if (self->closed_) return;
+                     if (self->closed_ || self->close_after_writes_) return;
                      if (ec) return self->fail(ec, makeError(Errc::kClosed));
                      self->bytes_received_ += kFrameHeaderSize;
                      if (auto err = decodeFrameHeader(self->in_header_, &self->current_)) return self->fail({}, err);
@@ -59,14 +59,21 @@ void Connection::readHeader() {
 }
 
 void Connection::readBody() {
-  if (closed_) return;
+  if (closed_ || close_after_writes_) return;
   asio::mutable_buffer target;
   if (current_.type == FrameType::kChunk) {
     std::weak_ptr<Connection> weak = weak_from_this();
     auto resume = [weak] {
       if (auto self = weak.lock()) asio::post(self->stream_.executor(), [self] { self->readBody(); });
     };
-    if (handler_->deferChunk(current_.length, std::move(resume))) return;
+    if (handler_->deferChunk(current_.length, std::move(resume))) {
+      // Waiting for a buffer is our doing, not the peer's: the idle clock
+      // starts again when the read resumes.
+      idle_paused_ = true;
+      idle_timer_.cancel();
+      return;
+    }
+    if (std::exchange(idle_paused_, false)) armIdleTimer();
   }
   if (current_.type == FrameType::kControl) {
     control_in_.resize(current_.length);
@@ -94,7 +101,10 @@ void Connection::readTrailer() {
                       if (self->closed_) return;
                       if (ec) return self->fail(ec, makeError(Errc::kClosed));
                       self->bytes_received_ += self->in_length_ + kFrameTrailerSize;
-                      self->armIdleTimer();
+                      // A closing session hears nothing more from its peer.
+                      if (self->close_after_writes_) return;
+                      if (self->current_.type == FrameType::kChunk || !self->chunks_only_keepalive_)
+                        self->armIdleTimer();
                       const bool intact = decodeFrameTrailer(self->in_trailer_) == self->in_crc_;
                       if (self->current_.type == FrameType::kChunk) {
                         self->handler_->onChunk(self->chunk_in_, self->in_length_, intact);
@@ -127,7 +137,10 @@ void Connection::sendChunk(const uint8_t* data, size_t length, std::shared_ptr<c
 
 void Connection::enqueue(OutFrame&& frame) {
   if (closed_ || close_after_writes_) return;
-  queued_bytes_ += frame.length + kFrameHeaderSize + kFrameTrailerSize;
+  const size_t bytes = frame.length + kFrameHeaderSize + kFrameTrailerSize;
+  if (options_.max_queued_bytes != 0 && queued_bytes_ + bytes > options_.max_queued_bytes)
+    return close(makeError(Errc::kNotReading));
+  queued_bytes_ += bytes;
   out_.push_back(std::move(frame));
   if (!writing_) writeNext();
 }
@@ -154,6 +167,7 @@ void Connection::writeNext() {
         self->queued_bytes_ -= n;
         self->last_send_ = std::chrono::steady_clock::now();
         self->out_.pop_front();
+        if (self->close_after_writes_ && !self->out_.empty()) self->armDrainTimer();
         self->writeNext();
       },
       TlsStream::Checksum{1, f.trailer});
@@ -163,7 +177,21 @@ void Connection::closeAfterWrites(std::error_code reason) {
   if (closed_) return;
   close_after_writes_ = true;
   close_reason_ = reason;
-  if (!writing_) close(reason);
+  if (!writing_) return close(reason);
+  idle_paused_ = false;
+  armDrainTimer();
+}
+
+// While closing after writes, the peer's frames no longer re-arm the idle
+// timer; each frame it takes does. A peer that takes nothing for one idle
+// timeout is closed at once.
+void Connection::armDrainTimer() {
+  idle_timer_.expires_after(options_.idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    self->close_after_writes_ = false;  // nothing more will be written: no half-close
+    self->close(self->close_reason_);
+  });
 }
 
 void Connection::fail(const boost::system::error_code& ec, std::error_code mapped) {

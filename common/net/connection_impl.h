@@ -3,7 +3,10 @@
 // thread (so it needs no strand). It reads frames forever and hands them to a
 // FrameHandler; writes are queued and gathered. Every read is guarded by the
 // idle timeout, and a heartbeat goes out when nothing else has been sent for a
-// while. The first error closes the session and reaches the handler once, in
+// while. Time a read spends paused for a receive buffer (deferChunk) does not
+// count as idle. A peer that leaves more than max_queued_bytes unread, or
+// does not take what is left after closeAfterWrites() within the idle
+// timeout, is closed. The first error closes the session and reaches the handler once, in
 // onClosed(); after that the handler is never called again, so its owner may
 // destroy it there.
 #include <boost/asio/steady_timer.hpp>
@@ -48,6 +51,7 @@ struct ConnectionOptions {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds heartbeat_interval{5000};
   std::string heartbeat_body;  // serialized control message; empty: none
+  size_t max_queued_bytes = 0;  // 0: no limit (see setMaxQueuedBytes)
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -59,8 +63,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void sendControl(std::string body);
   // `data` must stay valid while `keepalive` is held.
   void sendChunk(const uint8_t* data, size_t length, std::shared_ptr<const void> keepalive);
-  // Closes once everything queued so far has been written.
+  // Closes once everything queued so far has been written; from now on no
+  // frame reaches the handler, and a peer that does not read what is left
+  // within the idle timeout is closed without waiting further.
   void closeAfterWrites(std::error_code reason);
+  // A send that would leave more than `bytes` queued (written to neither the
+  // socket nor the kernel) closes the session with kNotReading instead: a
+  // peer that stops reading cannot make us hold ever more. 0: no limit.
+  void setMaxQueuedBytes(size_t bytes) { options_.max_queued_bytes = bytes; }
+  // While on, only chunk frames count as activity for the idle timeout:
+  // control frames (heartbeats) no longer keep the session alive. For a
+  // receiver that expects a stream of chunks and must not be held up by a
+  // peer that stops sending them but keeps beating.
+  void setChunksOnlyKeepAlive(bool on) { chunks_only_keepalive_ = on; }
   void close(std::error_code reason);
 
   bool open() const { return !closed_; }
@@ -89,6 +104,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void readTrailer();
   void writeNext();
   void armIdleTimer();
+  void armDrainTimer();
   void armHeartbeat();
   void fail(const boost::system::error_code& ec, std::error_code mapped);
 
@@ -108,6 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false;
   bool closed_ = false;
   bool close_after_writes_ = false;
+  bool chunks_only_keepalive_ = false;
+  bool idle_paused_ = false;  // a chunk read waits for a buffer (deferChunk)
   std::error_code close_reason_;
   size_t queued_bytes_ = 0;
   uint64_t bytes_received_ = 0;

@@ -181,5 +181,42 @@ TEST_F(FederationFaultsTest, AnotherWorkerSuppliesZ0WhenTheProviderLeaves) {
   EXPECT_EQ(f->pickInitialProvider(), "");
 }
 
+// Two finite pushes whose weighted sum overflows fp32: the update is refused,
+// z_r stays (bit for bit, and so does the server momentum), and the next
+// round goes on normally from it.
+TEST_F(FederationFaultsTest, AnUpdateThatOverflowsToInfIsRefusedAndZrKept) {
+  CoordinatorConfig c = config();
+  c.server_optimizer.kind = ServerOptimizerKind::kNesterov;
+  c.server_optimizer.lr = 0.7f;
+  auto f = make(c);
+  const std::vector<float> z0 = vectorFor(1);
+  bootstrap(*f, {"a", "b"}, z0);
+  const std::vector<float> xa = vectorFor(2, 0.5f), xb = vectorFor(3, -0.5f);
+  ASSERT_FALSE(push(*f, "a", 0, 100, xa));
+  ASSERT_FALSE(push(*f, "b", 0, 100, xb));
+  ASSERT_TRUE(f->advance(t0_));
+  const std::vector<float> z1 = *f->consensus();
+  const std::vector<float> momentum1 = f->state().momentum;
+  ASSERT_NE(z1, z0);
+
+  std::vector<float> huge(kParams, 3.0e38f);  // finite, but 100 x 3e38 is not
+  ASSERT_FALSE(push(*f, "a", 1, 100, huge));
+  ASSERT_FALSE(push(*f, "b", 1, 100, huge));
+  ASSERT_TRUE(f->advance(t0_));
+  EXPECT_EQ(f->round(), 2u);
+  EXPECT_EQ(*f->consensus(), z1);
+  EXPECT_EQ(f->state().momentum, momentum1);
+  auto saved = loadFederationState(dir_);
+  ASSERT_TRUE(saved.has_value());
+  EXPECT_EQ(saved->round, 2u);
+  EXPECT_EQ(saved->consensus, z1) << "the checkpoint of z_2 is z_1";
+
+  ASSERT_FALSE(push(*f, "a", 2, 100, xa));
+  ASSERT_FALSE(push(*f, "b", 2, 100, xb));
+  ASSERT_TRUE(f->advance(t0_));
+  for (float v : *f->consensus()) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_NE(*f->consensus(), z1);
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator::testing

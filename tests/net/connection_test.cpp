@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -39,6 +40,12 @@ std::ostream& operator<<(std::ostream& os, const Received& r) {
 class RecordingHandler : public FrameHandler {
  public:
   void onControl(std::string_view body) override { received.push_back({false, std::string(body)}); }
+  bool deferChunk(size_t, std::function<void()> resume) override {
+    if (!defer_chunks) return false;
+    defer_chunks = false;
+    deferred = std::move(resume);
+    return true;
+  }
   uint8_t* chunkBuffer(size_t length) override {
     if (reject_chunks) return nullptr;
     buffer_.assign(std::max<size_t>(length, 1), 0);
@@ -58,6 +65,8 @@ class RecordingHandler : public FrameHandler {
   int closed_count = 0;
   std::error_code closed_reason;
   bool reject_chunks = false;
+  bool defer_chunks = false;       // the next chunk waits for deferred()
+  std::function<void()> deferred;  // resumes it
   int damaged_chunks = 0;
 
  private:
@@ -337,6 +346,86 @@ TEST_F(ConnectionTest, CloseAfterWritesWithNothingQueuedClosesAtOnce) {
   EXPECT_FALSE(client_->open());
   ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }));
   EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kClosed));
+}
+
+// Waits on the io_context for `span`, or until `stop()` holds.
+bool quietFor(asio::io_context& io, std::chrono::milliseconds span, const std::function<bool()>& stop) {
+  asio::steady_timer timer(io, span);
+  bool elapsed = false;
+  timer.async_wait([&](const boost::system::error_code&) { elapsed = true; });
+  runUntil(io, [&] { return elapsed || stop(); }, span + 5s);
+  timer.cancel();
+  return elapsed;
+}
+
+TEST_F(ConnectionTest, WithChunksOnlyKeepAliveHeartbeatsNoLongerHoldTheSessionOpen) {
+  ConnectionOptions server_options;
+  server_options.idle_timeout = 300ms;
+  ConnectionOptions client_options;
+  client_options.heartbeat_interval = 40ms;
+  client_options.heartbeat_body = "beat";
+  connectBoth(server_options, client_options);
+  // Beats alone keep it open...
+  EXPECT_TRUE(quietFor(io_, 900ms, [&] { return server_handler_.closed_count > 0; }));
+  EXPECT_TRUE(server_->open());
+  // ...and chunks keep it open in chunks-only mode...
+  server_->setChunksOnlyKeepAlive(true);
+  auto chunk = std::make_shared<std::string>(randomBytes(1000, 9));
+  for (int i = 0; i < 6; ++i) {
+    client_->sendChunk(reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size(), chunk);
+    EXPECT_TRUE(quietFor(io_, 150ms, [&] { return server_handler_.closed_count > 0; }));
+  }
+  EXPECT_TRUE(server_->open());
+  // ...but beats without chunks no longer do.
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }, 3s));
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kTimeout));
+}
+
+TEST_F(ConnectionTest, TimeWaitingForAChunkBufferIsNotIdleTime) {
+  ConnectionOptions server_options;
+  server_options.idle_timeout = 200ms;
+  connectBoth(server_options, {});  // the client sends nothing but one chunk
+  server_handler_.defer_chunks = true;
+  auto chunk = std::make_shared<std::string>(randomBytes(5000, 10));
+  client_->sendChunk(reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size(), chunk);
+  ASSERT_TRUE(runUntil(io_, [&] { return static_cast<bool>(server_handler_.deferred); }));
+  EXPECT_TRUE(quietFor(io_, 800ms, [&] { return server_handler_.closed_count > 0; }));
+  EXPECT_TRUE(server_->open()) << "closed with " << server_handler_.closed_reason.message();
+  server_handler_.deferred();
+  ASSERT_TRUE(runUntil(io_, [&] { return !server_handler_.received.empty(); }));
+  EXPECT_EQ(server_handler_.received[0], (Received{true, *chunk}));
+  // Once the read has resumed, the idle clock runs again.
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }, 3s));
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kTimeout));
+}
+
+TEST_F(ConnectionTest, SendingPastMaxQueuedBytesClosesWithNotReading) {
+  ConnectionOptions server_options;
+  server_options.max_queued_bytes = 100000;
+  connectBoth(server_options, {});
+  auto chunk = std::make_shared<std::string>(randomBytes(60000, 11));
+  const auto* data = reinterpret_cast<const uint8_t*>(chunk->data());
+  server_->sendChunk(data, chunk->size(), chunk);
+  EXPECT_TRUE(server_->open());
+  server_->sendChunk(data, chunk->size(), chunk);  // the first is not written yet: 120 kB would be queued
+  EXPECT_FALSE(server_->open());
+  EXPECT_EQ(server_handler_.closed_count, 1);
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kNotReading));
+}
+
+TEST_F(ConnectionTest, ClosingAfterWritesHearsNothingMoreAndGivesUpOnAPeerThatDoesNotRead) {
+  ConnectionOptions server_options;
+  server_options.idle_timeout = 300ms;
+  connectServer(server_options);  // the raw client end never reads
+  constexpr size_t kBig = 32u << 20;  // more than loopback socket buffers hold
+  auto big = std::make_shared<std::vector<uint8_t>>(kBig, uint8_t{3});
+  server_->sendChunk(big->data(), kBig, big);
+  server_->closeAfterWrites(makeError(Errc::kRejected));
+  EXPECT_TRUE(server_->open());
+  writeRaw(frame(FrameType::kControl, "after the fatal error"));
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }, 5s));
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kRejected));
+  EXPECT_TRUE(server_handler_.received.empty());
 }
 
 // Regression: close() while a large chunk is being written released the

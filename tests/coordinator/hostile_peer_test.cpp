@@ -1,0 +1,303 @@
+// The real coordinator Server (in-process, loopback mutual TLS) against
+// members that hold valid certificates but break the protocol on purpose: a
+// session that never says Hello, a second session slipping chunks into the
+// first one's push, a push that stalls while heartbeats keep flowing, and
+// stale pushes sent over and over. Each must cost the federation nothing.
+#include <gtest/gtest.h>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/net/connection_impl.h"
+#include "common/payload.h"
+#include "coordinator/server.h"
+#include "net/net_test_support.h"
+#include "proto/tapestry.pb.h"
+
+namespace tapestry::coordinator {
+namespace {
+
+namespace asio = boost::asio;
+namespace net = common::net;
+using net::testing::runUntil;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kParams = 2500;
+constexpr uint32_t kChunk = 1024;  // chunks of 1024, 1024 and 452 elements
+
+// A vector and its FP32 encoding, which points into it.
+struct Encoded {
+  std::vector<float> values;
+  common::EncodedPayload payload;
+  size_t chunks() const { return payload.chunks(); }
+};
+using EncodedPtr = std::shared_ptr<const Encoded>;
+
+// A member speaking the protocol by hand: whatever it is told to send, and
+// a record of what the coordinator sent back.
+class RawWorker : public net::FrameHandler {
+ public:
+  RawWorker(asio::io_context& io, asio::ssl::context& tls, uint16_t port, bool heartbeats) : io_(io) {
+    net::TlsStream stream(io, tls);
+    boost::system::error_code ec;
+    stream.socket().connect({asio::ip::address_v4::loopback(), port}, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    stream.setPeerName("localhost");
+    std::optional<boost::system::error_code> shaken;
+    stream.asyncHandshake(net::TlsStream::Role::kClient, [&](const boost::system::error_code& e) { shaken = e; });
+    EXPECT_TRUE(runUntil(io, [&] { return shaken.has_value(); }));
+    EXPECT_FALSE(shaken.value_or(asio::error::timed_out)) << "handshake";
+    net::ConnectionOptions options;
+    options.idle_timeout = 30s;
+    if (heartbeats) {
+      proto::WorkerMessage beat;
+      beat.mutable_heartbeat();
+      options.heartbeat_body = beat.SerializeAsString();
+      options.heartbeat_interval = 50ms;
+    }
+    connection_ = std::make_shared<net::Connection>(std::move(stream), options);
+    connection_->start(this);
+  }
+  ~RawWorker() override {
+    if (connection_) connection_->close(common::makeError(common::Errc::kClosed));
+  }
+
+  void hello() {
+    proto::WorkerMessage m;
+    auto* h = m.mutable_hello();
+    h->set_protocol_version(common::kProtocolVersion);
+    h->set_model_fingerprint("fp-hostile");
+    h->set_model_spec(R"({"kind":"mlp"})");
+    h->set_parameter_count(kParams);
+    h->set_sample_count(100);
+    h->set_last_round_seen(-1);
+    connection_->sendControl(m.SerializeAsString());
+  }
+  void push(uint64_t round, const EncodedPtr& encoded, bool initial) {
+    proto::WorkerMessage m;
+    auto* p = m.mutable_push();
+    p->set_round(round);
+    p->set_sample_count(100);
+    p->set_metric(std::nan(""));
+    p->set_initial(initial);
+    *p->mutable_payload() = encoded->payload.header();
+    connection_->sendControl(m.SerializeAsString());
+  }
+  void chunk(const EncodedPtr& encoded, size_t index) {
+    auto [data, size] = encoded->payload.chunk(index);
+    connection_->sendChunk(data, size, encoded);
+  }
+
+  bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+    return runUntil(io_, done, limit);
+  }
+  bool closed() const { return closed_.has_value(); }
+  size_t count(proto::CoordinatorMessage::BodyCase kind) const {
+    size_t n = 0;
+    for (const auto& m : messages) n += m.body_case() == kind;
+    return n;
+  }
+  bool toldError(const std::string& text) const {
+    for (const auto& m : messages)
+      if (m.has_error() && m.error().message().find(text) != std::string::npos) return true;
+    return false;
+  }
+
+  // The consensus of `round`, once all its chunks have arrived.
+  std::optional<std::vector<float>> consensus(uint64_t round) const {
+    auto it = consensus_.find(round);
+    if (it == consensus_.end() || it->second.size() != kParams) return std::nullopt;
+    return it->second;
+  }
+
+  void onControl(std::string_view body) override {
+    proto::CoordinatorMessage m;
+    ASSERT_TRUE(m.ParseFromArray(body.data(), static_cast<int>(body.size())));
+    if (m.has_consensus()) {
+      incoming_round_ = m.consensus().round();
+      consensus_[*incoming_round_].clear();
+    }
+    messages.push_back(std::move(m));
+  }
+  uint8_t* chunkBuffer(size_t length) override {
+    buffer_.resize(length);
+    return buffer_.data();
+  }
+  void onChunk(const uint8_t* data, size_t length, bool intact) override {
+    EXPECT_TRUE(intact);
+    if (!incoming_round_) return;
+    std::vector<float>& z = consensus_[*incoming_round_];
+    const size_t at = z.size();
+    z.resize(at + length / sizeof(float));
+    std::memcpy(z.data() + at, data, length);
+  }
+  void onClosed(std::error_code ec) override { closed_ = ec; }
+
+  std::vector<proto::CoordinatorMessage> messages;
+
+ private:
+  asio::io_context& io_;
+  std::shared_ptr<net::Connection> connection_;
+  std::vector<uint8_t> buffer_;
+  std::optional<uint64_t> incoming_round_;
+  std::map<uint64_t, std::vector<float>> consensus_;
+  std::optional<std::error_code> closed_;
+};
+
+class HostilePeerTest : public ::testing::Test {
+ protected:
+  HostilePeerTest()
+      : alice_(pki_.issue("ca", "alice", tools::CertKind::kWorker)),
+        bob_(pki_.issue("ca", "bob", tools::CertKind::kWorker)),
+        alice_tls_(net::makeClientContext(pki_.clientSettings(alice_))),
+        bob_tls_(net::makeClientContext(pki_.clientSettings(bob_))) {}
+
+  void SetUp() override {
+    common::setLogLevel(common::LogLevel::kError);
+    CoordinatorConfig c;
+    c.federation_id = "hostile";
+    c.listen_port = 0;
+    c.tls = pki_.serverSettings();
+    c.state_dir = pki_.root() + "/state";
+    c.algorithm = Algorithm::kFedAvg;
+    c.device = AggregatorDevice::kCpu;
+    c.cpu_threads = 1;
+    c.chunk_elements = kChunk;
+    c.rounds.min_workers = 1;
+    c.rounds.quorum = 1;
+    c.rounds.deadline = 60s;
+    c.handshake_timeout = 400ms;
+    c.idle_timeout = 600ms;
+    c.heartbeat_interval = 100ms;
+    server_ = std::make_unique<Server>(c);
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    server_->stop();
+    thread_.join();
+    server_.reset();
+    common::setLogLevel(common::LogLevel::kInfo);
+  }
+
+  std::unique_ptr<RawWorker> connect(asio::ssl::context& tls, bool heartbeats = true) {
+    return std::make_unique<RawWorker>(io_, tls, server_->port(), heartbeats);
+  }
+
+  // alice says Hello, is asked for z_0 and uploads `z0`; round 0 opens.
+  std::unique_ptr<RawWorker> bootstrap(const EncodedPtr& z0) {
+    auto alice = connect(alice_tls_);
+    alice->hello();
+    EXPECT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+    alice->push(0, z0, /*initial=*/true);
+    for (size_t c = 0; c < z0->chunks(); ++c) alice->chunk(z0, c);
+    EXPECT_TRUE(alice->waitFor([&] { return alice->consensus(0).has_value(); }));
+    return alice;
+  }
+
+  static std::vector<float> values(float base) {
+    std::vector<float> v(kParams);
+    for (size_t i = 0; i < kParams; ++i) v[i] = base + 0.001f * static_cast<float>(i);
+    return v;
+  }
+  static EncodedPtr encode(const std::vector<float>& v) {
+    auto e = std::make_shared<Encoded>();
+    e->values = v;
+    e->payload = common::EncodedPayload::encode(proto::DTYPE_FP32, e->values.data(), e->values.size(), kChunk);
+    return e;
+  }
+
+  net::testing::TestPki pki_;
+  tools::IssuedFiles alice_, bob_;
+  asio::ssl::context alice_tls_, bob_tls_;
+  asio::io_context io_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(HostilePeerTest, HeartbeatsWithoutHelloDoNotHoldASeat) {
+  auto silent = connect(alice_tls_);
+  ASSERT_TRUE(silent->waitFor([&] { return silent->closed(); }, 5s)) << "still open after the handshake timeout";
+  EXPECT_TRUE(silent->toldError("no Hello within 400 ms"));
+}
+
+TEST_F(HostilePeerTest, ASecondSessionCannotSlipChunksIntoTheFirstOnesPush) {
+  const std::vector<float> z0 = values(1.0f);
+  const auto payload = encode(z0);
+  auto alice = connect(alice_tls_);
+  alice->hello();
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+  alice->push(0, payload, /*initial=*/true);
+  alice->chunk(payload, 0);
+  // A second session with alice's certificate, never admitted, sends the
+  // chunk alice's push expects next, but with other values.
+  const auto forged = encode(values(-7.0f));
+  auto intruder = connect(alice_tls_);
+  intruder->chunk(forged, 1);
+  ASSERT_TRUE(intruder->waitFor([&] { return intruder->closed(); }, 5s));
+  alice->chunk(payload, 1);
+  alice->chunk(payload, 2);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(0).has_value() || alice->closed(); }));
+  ASSERT_FALSE(alice->closed());
+  EXPECT_EQ(*alice->consensus(0), z0);
+}
+
+TEST_F(HostilePeerTest, APushThatStallsWhileHeartbeatsFlowIsCutOffAndTheRoundCloses) {
+  const std::vector<float> z0 = values(1.0f);
+  auto alice = bootstrap(encode(z0));
+  auto bob = connect(bob_tls_);
+  bob->hello();
+  ASSERT_TRUE(bob->waitFor([&] { return bob->consensus(0).has_value(); }));
+  // bob starts its push, sends one chunk, then only heartbeats.
+  const auto stalled = encode(values(5.0f));
+  bob->push(0, stalled, false);
+  bob->chunk(stalled, 0);
+  const std::vector<float> xa = values(3.0f);
+  const auto pa = encode(xa);
+  alice->push(0, pa, false);
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(1).has_value(); }, 8s))
+      << "round 0 never closed: bob's stalled push held it open";
+  EXPECT_TRUE(bob->closed());
+  // bob's first chunk counted; the rest of his push was taken from z_0.
+  const std::vector<float> z1 = *alice->consensus(1);
+  const std::vector<float> xb = values(5.0f);
+  for (size_t i = 0; i < kParams; ++i) {
+    const float bob_value = i < kChunk ? xb[i] : z0[i];
+    ASSERT_NEAR(z1[i], 0.5f * (xa[i] + bob_value), 1e-5f) << "element " << i;
+  }
+}
+
+TEST_F(HostilePeerTest, RepeatedStalePushesDoNotResendTheConsensus) {
+  const std::vector<float> z0 = values(1.0f);
+  auto alice = bootstrap(encode(z0));
+  const auto pa = encode(values(2.0f));
+  alice->push(0, pa, false);
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(1).has_value(); }));
+  const size_t consensus_before = alice->count(proto::CoordinatorMessage::kConsensus);
+  for (int i = 0; i < 5; ++i) {
+    alice->push(0, pa, false);  // round 0 is over
+    for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  }
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kError) == 5 || alice->closed(); }));
+  EXPECT_FALSE(alice->closed());
+  EXPECT_TRUE(alice->toldError("push for round 0 but round 1 is open"));
+  alice->waitFor([] { return false; }, 300ms);  // anything still on its way
+  EXPECT_EQ(alice->count(proto::CoordinatorMessage::kConsensus), consensus_before);
+}
+
+}  // namespace
+}  // namespace tapestry::coordinator
