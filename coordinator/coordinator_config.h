@@ -36,6 +36,9 @@ struct CoordinatorConfig {
   std::chrono::milliseconds heartbeat_interval{5000};
   uint32_t chunk_elements = 1u << 20;
   size_t max_sessions = 1024;
+  // After the last round: how long to wait for members that have not yet
+  // fetched the final consensus before exiting.
+  std::chrono::milliseconds final_linger{120000};
   // Chunk receive buffers shared by all sessions: memory for chunks in flight
   // is inflight_chunks x chunk bytes, whatever the number of workers.
   size_t inflight_chunks = 4;

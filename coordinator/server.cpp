@@ -19,6 +19,7 @@ using common::Errc;
 
 Server::Impl::Impl(CoordinatorConfig config)
     : config_(std::move(config)),
+      state_lock_(std::make_unique<common::DirLock>(config_.state_dir, "coordinator")),
       tls_(common::net::makeServerContext(config_.tls)),
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
@@ -144,7 +145,8 @@ void Server::Impl::admitted(const std::shared_ptr<Session>& session) {
 
 bool Server::Impl::identityActive(const std::string& identity) const { return sessions_.count(identity) > 0; }
 
-void Server::Impl::sessionClosed(Session* session, bool was_admitted) {
+void Server::Impl::sessionClosed(Session* session, bool was_admitted, bool got_final) {
+  if (was_admitted && got_final) got_final_.insert(session->identity());
   if (was_admitted) {
     auto it = sessions_.find(session->identity());
     if (it != sessions_.end() && it->second.get() == session) {
@@ -233,11 +235,29 @@ void Server::Impl::armDeadline() {
 
 void Server::Impl::checkFinished() {
   if (!federation_->finished() || !sessions_.empty()) return;
-  // Linger briefly so late reconnects still get the final consensus.
-  linger_timer_.expires_after(std::chrono::seconds(3));
-  linger_timer_.async_wait([this](const boost::system::error_code& ec) {
+  // Every member should leave with the final consensus. One that has not
+  // fetched it from this process (it was reconnecting when the federation
+  // ended, or the coordinator restarted after the final checkpoint) gets
+  // limits.final_linger_s to come back for it; otherwise linger briefly for
+  // late reconnects.
+  std::string missing;
+  size_t missing_count = 0;
+  for (const std::string& member : federation_->state().members) {
+    if (got_final_.count(member)) continue;
+    if (missing_count++ < 8) missing += (missing.empty() ? "" : ", ") + member;
+  }
+  if (missing_count > 8) missing += ", ...";
+  const auto linger = missing_count == 0 ? std::chrono::milliseconds(3000) : config_.final_linger;
+  if (missing_count > 0)
+    LOG_INFO("federation finished; waiting up to " << linger.count() / 1000 << " s for " << missing_count
+                                                   << " member(s) to fetch the final consensus: " << missing);
+  linger_timer_.expires_after(linger);
+  linger_timer_.async_wait([this, missing_count](const boost::system::error_code& ec) {
     if (ec || !sessions_.empty()) return;
-    LOG_INFO("all workers have left; coordinator exits");
+    if (missing_count == 0) LOG_INFO("all workers have left with the final consensus; coordinator exits");
+    else LOG_WARN("coordinator exits; " << missing_count << " member(s) never fetched the final consensus "
+                                        << "(it stays in " << checkpointPath(config_.state_dir)
+                                        << "; restarting the coordinator serves it again)");
     io_.stop();
   });
 }

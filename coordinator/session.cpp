@@ -224,7 +224,7 @@ void Session::onClosed(std::error_code ec) {
   hello_timer_.cancel();
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
   if (admitted_) LOG_INFO(identity_ << " left: " << ec.message());
-  server_.sessionClosed(this, admitted_);
+  server_.sessionClosed(this, admitted_, ec == common::makeError(Errc::kFinished));
 }
 
 }  // namespace tapestry::coordinator

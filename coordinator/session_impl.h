@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dir_lock.h"
 #include "common/net/connection_impl.h"
 #include "coordinator/chunk_pool.h"
 #include "coordinator/disk_writer.h"
@@ -37,7 +38,8 @@ class Server::Impl {
   const CoordinatorConfig& config() const { return config_; }
   bool identityActive(const std::string& identity) const;
   void admitted(const std::shared_ptr<Session>& session);
-  void sessionClosed(Session* session, bool was_admitted);
+  // got_final: the session closed after the final consensus was written to it.
+  void sessionClosed(Session* session, bool was_admitted, bool got_final);
   bool advance();
 
  private:
@@ -49,6 +51,7 @@ class Server::Impl {
   void persisted(const std::string& error, double seconds);
 
   CoordinatorConfig config_;
+  std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
   asio::io_context io_;
   asio::ssl::context tls_;
   asio::ip::tcp::acceptor acceptor_;
@@ -59,6 +62,7 @@ class Server::Impl {
   ChunkPool chunk_pool_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::set<std::shared_ptr<Session>> unadmitted_;
+  std::set<std::string> got_final_;  // members sent the final consensus by this process
   size_t handshaking_ = 0;
   bool failed_ = false;  // a checkpoint could not be written
   DiskWriter disk_;      // last: it finishes its writes before the rest goes

@@ -9,10 +9,12 @@
 #include <fstream>
 #include <iomanip>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <thread>
 
 #include "common/checkpoint.h"
+#include "common/dir_lock.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "worker/consensus_rule.h"
@@ -39,7 +41,10 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 
 class WorkerDaemon::Impl {
  public:
-  explicit Impl(WorkerConfig config) : config_(std::move(config)), shard_(loadShard(config_.shard_dir)) {
+  explicit Impl(WorkerConfig config)
+      : config_(std::move(config)),
+        state_lock_(std::make_unique<common::DirLock>(config_.state_dir, "worker")),
+        shard_(loadShard(config_.shard_dir)) {
     fingerprint_ = modelFingerprint(config_.model);
     parameter_count_ = modelParameterCount(config_.model);
     saved_ = loadWorkerState(config_.state_dir);
@@ -63,7 +68,7 @@ class WorkerDaemon::Impl {
       hello.set_model_spec(config_.model.toJson().dump());
       hello.set_parameter_count(parameter_count_);
       hello.set_sample_count(shard_.train.size());
-      hello.set_last_round_seen(state_.trained_round);
+      hello.set_last_round_seen(trainer_ || !saved_ ? state_.trained_round : saved_->trained_round);
       proto::WelcomeToWorker welcome;
       std::string message;
       bool permanent = false;
@@ -338,6 +343,7 @@ class WorkerDaemon::Impl {
   }
 
   WorkerConfig config_;
+  std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
   Shard shard_;
   std::string fingerprint_;
   size_t parameter_count_ = 0;

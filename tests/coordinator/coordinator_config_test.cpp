@@ -82,6 +82,7 @@ TEST_F(CoordinatorConfigTest, MinimalFileGetsDefaults) {
   EXPECT_EQ(c.chunk_elements, 1u << 20);
   EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(5));
   EXPECT_EQ(c.idle_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(c.final_linger, std::chrono::seconds(120));
 }
 
 TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
@@ -92,7 +93,7 @@ TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
   j["rounds"] = {{"max", 20}, {"min_workers", 4}, {"deadline_s", 2.5}};
   j["server_optimizer"] = {{"name", "nesterov"}};
   j["aggregation"] = {{"device", "cpu"}, {"cpu_threads", 3}};
-  j["limits"] = {{"idle_timeout_s", 10}, {"heartbeat_s", 5}, {"chunk_elements", 4096}};
+  j["limits"] = {{"idle_timeout_s", 10}, {"heartbeat_s", 5}, {"chunk_elements", 4096}, {"final_linger_s", 0}};
   CoordinatorConfig c = loadCoordinatorConfig(write(j));
   EXPECT_EQ(c.federation_id, "hospitals");
   EXPECT_EQ(c.listen_port, 0);
@@ -111,6 +112,7 @@ TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
   EXPECT_EQ(c.device, AggregatorDevice::kCpu);
   EXPECT_EQ(c.cpu_threads, 3u);
   EXPECT_EQ(c.chunk_elements, 4096u);
+  EXPECT_EQ(c.final_linger, std::chrono::milliseconds(0)) << "0: exit at once after the last round";
 }
 
 TEST_F(CoordinatorConfigTest, ShippedConfigParses) {

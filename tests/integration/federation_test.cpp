@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "common/checkpoint.h"
@@ -134,6 +135,37 @@ TEST(Federation, CoordinatorKilledResumesByteIdenticalAndKilledWorkerRejoins) {
   // round n started from it, and so did everyone's; check the served bytes.
   auto served = section(h.path("audit/" + h.workerName(0) + "/received-round-" + std::to_string(n) + ".ckpt"), "vector");
   EXPECT_EQ(served, before->consensus);
+}
+
+// A member that was away when the federation finished (or a coordinator
+// restarted after its final checkpoint) still gets the final consensus: the
+// coordinator waits for members that have not fetched it, well past the
+// few seconds it lingers once everyone has.
+TEST(Federation, ARestartedFinishedCoordinatorWaitsForMembersWithoutTheFinalConsensus) {
+  FederationOptions o;
+  o.max_rounds = 1;
+  FederationHarness h(o);
+  runToTheEnd(h, o.workers);
+  const std::string final_file = h.path("state/" + h.workerName(0) + "/consensus.ckpt");
+  const auto final_consensus = section(final_file, "consensus");
+  std::filesystem::remove(final_file);
+
+  auto coordinator = h.startCoordinator();
+  ASSERT_TRUE(h.waitForLog("coordinator", "member(s) to fetch the final consensus", seconds(60))) << h.log("coordinator");
+  std::this_thread::sleep_for(seconds(4));  // past the short linger of a coordinator whose members all have it
+  ASSERT_TRUE(coordinator.running()) << h.log("coordinator");
+  // A second coordinator on the same state_dir stops at once.
+  auto second = tools::ChildProcess::spawn(
+      {binary("tapestry-coordinator"), "--config", h.path("coordinator.json"), "--workdir", h.dir()},
+      h.path("logs/second-coordinator.log"));
+  expectExit(second, 1, h, "second-coordinator");
+  EXPECT_NE(h.log("second-coordinator").find("is in use by another process (pid "), std::string::npos)
+      << h.log("second-coordinator");
+  auto worker = h.startWorker(0);
+  expectExit(worker, 0, h, h.workerName(0));
+  EXPECT_EQ(section(final_file, "consensus"), final_consensus);
+  coordinator.signal(SIGTERM);
+  expectExit(coordinator, 0, h, "coordinator");
 }
 
 bool allFinite(const std::vector<float>& v) {

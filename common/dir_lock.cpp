@@ -1,0 +1,49 @@
+#include "common/dir_lock.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace tapestry::common {
+
+DirLock::DirLock(const std::string& dir, const std::string& who) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("cannot create state_dir " + dir + ": " + ec.message() + "; fix its path or permissions");
+  const std::string path = dir + "/LOCK";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno) +
+                             "; the state_dir must be writable by this user");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char holder[32] = {};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+    std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw std::runtime_error("state_dir " + dir + " is in use by another process" +
+                               (pid.empty() ? std::string() : " (pid " + pid + ")") + "; each " + who +
+                               " needs a state_dir of its own: stop the other one or point state_dir elsewhere");
+    throw std::runtime_error("cannot lock " + path + ": " + std::strerror(err));
+  }
+  // The holder's pid, for the message above; the lock is what counts.
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // Not fatal: only the message of a refused second process loses the pid.
+  }
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
+
+}  // namespace tapestry::common

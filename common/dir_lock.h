@@ -1,0 +1,24 @@
+#pragma once
+// An exclusive lock on a daemon's state directory, held for the life of the
+// process (flock on state_dir/LOCK; the kernel drops it when the process
+// dies, however it dies). A second coordinator or worker pointed at the same
+// directory stops at start instead of deleting the first one's temporary
+// files and overwriting its checkpoints.
+#include <string>
+
+namespace tapestry::common {
+
+class DirLock {
+ public:
+  // Creates `dir` if needed and locks it. Throws std::runtime_error naming
+  // the directory and the holder's pid when another process holds it.
+  DirLock(const std::string& dir, const std::string& who);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace tapestry::common
