@@ -178,15 +178,16 @@ class WorkerDaemon::Impl {
     auto round = static_cast<int64_t>(e.round);
     audit(*e.consensus, "received-round-" + std::to_string(round));
     if (state_.trained_round == round) {
-      if (pushed_round_ != round) push(client, round, std::numeric_limits<double>::quiet_NaN(), 0, *e.consensus);
+      if (pushed_round_ != round)
+        send(client, round, std::numeric_limits<double>::quiet_NaN(), 0, encodeOutgoing(*e.consensus));
       return;
     }
     auto start = std::chrono::steady_clock::now();
     const float* z = e.consensus->data();
     double metric = shard_.val.size() ? trainer_->evaluateParameters(z, shard_.val) : std::nan("");
     // The residual of the last push is now owed to this round's delta.
-    if (!pending_residual_.empty()) state_.residual = std::move(pending_residual_);
-    pending_residual_.clear();
+    if (!state_.pending_residual.empty()) state_.residual = std::move(state_.pending_residual);
+    state_.pending_residual.clear();
     // ADMM's dual moves by the w that was pushed; a worker that trained on
     // while waiting has moved past it since, and its snapshot is the saved state.
     std::vector<float> w(parameter_count_);
@@ -202,9 +203,12 @@ class WorkerDaemon::Impl {
     state_.trainer = trainer_->state();
     const bool restarted = restartIfDiverged(round, z);
     state_.trained_round = round;
+    // Encoded before the save, so the residual this push leaves is saved with
+    // it: a restart after the push has counted still owes it to the next round.
+    OutgoingPush out = encodeOutgoing(*e.consensus);
     saveWorkerState(state_, config_.state_dir);
     const double train_s = secondsSince(start);
-    push(client, round, metric, shard_.val.size(), *e.consensus);
+    send(client, round, metric, shard_.val.size(), std::move(out));
     recordRound(round, local_steps, ahead, train_s, restarted);
     // Training on from here (overlap) pulls towards the anchor of this round.
     target_ = std::move(local.target);
@@ -297,11 +301,18 @@ class WorkerDaemon::Impl {
     return out.str();
   }
 
-  void push(SyncClient& client, int64_t round, double metric, uint64_t metric_samples, const std::vector<float>& z) {
+  // This round's push from the trained parameters (and dual) against z; the
+  // residual it leaves goes to state_.pending_residual.
+  OutgoingPush encodeOutgoing(const std::vector<float>& z) {
     std::vector<float> w(parameter_count_);
     trainer_->parameters(w.data());
     OutgoingPush out = encodePush(outgoingVector(algorithm_, w, state_.dual), z, state_.residual, config_.transfer,
                                   chunk_elements_);
+    state_.pending_residual = out.residual;
+    return out;
+  }
+
+  void send(SyncClient& client, int64_t round, double metric, uint64_t metric_samples, OutgoingPush out) {
     proto::PushFromWorker p;
     p.set_round(static_cast<uint64_t>(round));
     p.set_sample_count(shard_.train.size());
@@ -310,7 +321,6 @@ class WorkerDaemon::Impl {
     p.set_delta(out.delta);
     audit(*out.values, "push-round-" + std::to_string(round), out.delta);
     client.push(std::move(p), out.payload, out.values);
-    pending_residual_ = std::move(out.residual);
     pushed_round_ = round;
   }
 
@@ -353,7 +363,6 @@ class WorkerDaemon::Impl {
   uint32_t chunk_elements_ = 1u << 20;
   int64_t pushed_round_ = -1;
   proto::Algorithm algorithm_ = proto::ALGORITHM_FEDPROX;
-  std::vector<float> pending_residual_;  // error feedback of the last push, owed to the next round
   bool finished_ = false;
   bool overlap_ = false;
   std::vector<float> target_;  // the penalty anchor of the last round, for steps taken ahead

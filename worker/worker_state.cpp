@@ -29,6 +29,7 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
                     s.trainer.second_moment.size() * sizeof(float));
   writer.addSection("dual", s.dual.data(), s.dual.size() * sizeof(float));
   writer.addSection("residual", s.residual.data(), s.residual.size() * sizeof(float));
+  writer.addSection("pending_residual", s.pending_residual.data(), s.pending_residual.size() * sizeof(float));
   writer.commit(statePath(state_dir));
 }
 
@@ -52,8 +53,11 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     if (ckpt->sections.count("second_moment")) s.trainer.second_moment = ckpt->sectionAs<float>("second_moment");
     if (ckpt->sections.count("dual")) s.dual = ckpt->sectionAs<float>("dual");
     if (ckpt->sections.count("residual")) s.residual = ckpt->sectionAs<float>("residual");
+    if (ckpt->sections.count("pending_residual")) s.pending_residual = ckpt->sectionAs<float>("pending_residual");
     if (!s.residual.empty() && s.residual.size() != s.trainer.parameters.size())
       throw std::runtime_error("its error-feedback residual has the wrong size");
+    if (!s.pending_residual.empty() && s.pending_residual.size() != s.trainer.parameters.size())
+      throw std::runtime_error("its pending error-feedback residual has the wrong size");
     if (!s.dual.empty() && s.dual.size() != s.trainer.parameters.size())
       throw std::runtime_error("its ADMM dual has " + std::to_string(s.dual.size()) + " values for " +
                                std::to_string(s.trainer.parameters.size()) + " parameters");

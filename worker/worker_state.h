@@ -19,6 +19,9 @@ struct WorkerState {
   TrainerState trainer;
   std::vector<float> dual;      // ADMM's scaled dual u (empty for other algorithms); never sent
   std::vector<float> residual;  // error feedback owed to the next compressed push (empty: none)
+  // The error feedback the push of trained_round leaves, saved with it: it
+  // becomes `residual` at the next round, also after a restart in between.
+  std::vector<float> pending_residual;
 };
 
 void saveWorkerState(const WorkerState& state, const std::string& state_dir);

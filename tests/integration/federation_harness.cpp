@@ -91,7 +91,7 @@ std::string FederationHarness::workerConfig(const std::string& name, const std::
       {"audit_dir", "audit/" + name},
       {"model", nlohmann::json::parse(options_.model)},
       {"train", {{"lr", options_.lr}, {"batch_size", 16}, {"data_seed", 7}}},
-      {"transfer", {{"overlap", options_.overlap}}},
+      {"transfer", {{"overlap", options_.overlap}, {"encoding", options_.encoding}}},
       {"reconnect", {{"initial_s", 0.1}, {"max_s", 0.5}, {"give_up_s", 60}}}};
   return j.dump(2);
 }

@@ -25,6 +25,7 @@ struct FederationOptions {
   size_t samples_per_worker = 96;  // synthetic 28x28 images
   std::string model = R"({"name": "mlp", "hidden": 8})";
   bool overlap = false;  // workers' transfer.overlap
+  std::string encoding = "fp32";  // workers' transfer.encoding (compressed ones use error feedback)
   double lr = 0.05;      // workers' train.lr
 };
 

@@ -11,6 +11,7 @@
 #include "common/checkpoint.h"
 #include "coordinator/federation_state.h"
 #include "integration/federation_harness.h"
+#include "worker/worker_state.h"
 
 namespace tapestry::it {
 namespace {
@@ -166,6 +167,37 @@ TEST(Federation, ARestartedFinishedCoordinatorWaitsForMembersWithoutTheFinalCons
   EXPECT_EQ(section(final_file, "consensus"), final_consensus);
   coordinator.signal(SIGTERM);
   expectExit(coordinator, 0, h, "coordinator");
+}
+
+// int8 pushes with error feedback: the residual a push leaves is saved with
+// the state that push came from, so a worker killed between rounds resumes
+// owing it to the next round instead of losing it.
+TEST(Federation, CompressedPushesKeepTheirErrorFeedbackAcrossAWorkerRestart) {
+  FederationOptions o;
+  o.max_rounds = 4;
+  o.encoding = "int8";
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  ASSERT_TRUE(h.waitForRounds(2, seconds(120))) << h.log("coordinator");
+  workers[1].signal(SIGKILL);
+  ASSERT_TRUE(workers[1].wait(seconds(10)).has_value());
+  auto saved = worker::loadWorkerState(h.path("state/" + h.workerName(1)));
+  ASSERT_TRUE(saved.has_value());
+  ASSERT_EQ(saved->pending_residual.size(), saved->trainer.parameters.size())
+      << "the residual of the saved round's push is not in the saved state";
+  size_t nonzero = 0;
+  for (float v : saved->pending_residual) nonzero += v != 0.0f;
+  EXPECT_GT(nonzero, saved->pending_residual.size() / 2) << "int8 rounding leaves a residual almost everywhere";
+
+  workers[1] = h.startWorker(1);
+  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+  auto rounds = h.rounds();
+  ASSERT_EQ(rounds.size(), o.max_rounds);
+  EXPECT_EQ(rounds.back().at("contributors").get<size_t>(), o.workers);
+  EXPECT_NE(h.log(h.workerName(1)).find("resuming from saved state"), std::string::npos);
 }
 
 bool allFinite(const std::vector<float>& v) {

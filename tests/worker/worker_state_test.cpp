@@ -47,6 +47,8 @@ WorkerState sampleState() {
   s.dual = awkwardFloats(10000, 10);
   s.trainer.second_moment = awkwardFloats(10000, 11);
   s.trainer.optimizer_steps = (uint64_t{1} << 53) + 3;
+  s.residual = awkwardFloats(10000, 12);
+  s.pending_residual = awkwardFloats(10000, 13);
   return s;
 }
 
@@ -82,6 +84,9 @@ TEST_F(WorkerStateTest, RoundTripIsBitIdentical) {
   EXPECT_TRUE(sameBits(loaded->dual, saved.dual)) << "ADMM's dual is part of the durable state";
   EXPECT_TRUE(sameBits(loaded->trainer.second_moment, saved.trainer.second_moment));
   EXPECT_EQ(loaded->trainer.optimizer_steps, saved.trainer.optimizer_steps);
+  EXPECT_TRUE(sameBits(loaded->residual, saved.residual)) << "the error feedback owed to this round's push";
+  EXPECT_TRUE(sameBits(loaded->pending_residual, saved.pending_residual))
+      << "the error feedback the saved round's push leaves: owed to the next round even after a restart";
 }
 
 TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
@@ -92,6 +97,8 @@ TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
   second.trainer.parameters = awkwardFloats(3, 9);
   second.trainer.momentum.clear();
   second.dual.clear();
+  second.residual.clear();
+  second.pending_residual.clear();
   second.trainer.epoch = 0;
   second.trainer.position = 0;
   saveWorkerState(second, dir_ / "state");
