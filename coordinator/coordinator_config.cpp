@@ -33,6 +33,13 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
   if (c.algorithm == Algorithm::kFedAvg && c.rho != 0) r.fail("rho", "must be 0 (or absent) for fedavg");
   if (c.algorithm != Algorithm::kFedAvg && c.rho == 0)
     r.fail("rho", std::string("must be > 0 for ") + algorithmName(c.algorithm) + "; use fedavg for no penalty");
+  if (c.algorithm == Algorithm::kAdmm) {
+    c.dual_step = r.optional<double>("dual_step", c.dual_step);
+    if (!(c.dual_step > 0 && c.dual_step < 2))
+      r.fail("dual_step", "must lie in (0, 2); 0.1 (the default) damps the dual, 1 is textbook ADMM");
+  } else if (r.has("dual_step")) {
+    r.fail("dual_step", std::string("applies to admm only, not ") + algorithmName(c.algorithm) + "; remove it");
+  }
   c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
   if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");
   c.init_seed = r.optional<uint64_t>("init_seed", c.init_seed);

@@ -23,6 +23,7 @@ struct CoordinatorConfig {
 
   Algorithm algorithm = Algorithm::kFedProx;
   double rho = 0.01;
+  double dual_step = 0.1;           // ADMM only: u <- u + dual_step (w - z)
   uint32_t local_steps = 50;
   uint64_t init_seed = 1;
 

@@ -119,6 +119,7 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
   welcome->set_already_pushed(logic_.hasContributed(id));
   welcome->set_algorithm(toProto(config_.algorithm));
   welcome->set_rho(config_.rho);
+  welcome->set_dual_step(config_.dual_step);
   welcome->set_local_steps(config_.local_steps);
   welcome->set_init_seed(config_.init_seed);
   welcome->set_max_rounds(config_.rounds.max_rounds);

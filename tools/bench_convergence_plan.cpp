@@ -19,12 +19,15 @@ namespace {
 // 0.9); Adam as in FedAdam (lr 0.01, betas 0.9/0.99, tau 1e-3). Proximal
 // weights: FedProx 0.01 (NIID-Bench's mu); EASGD 0.1 (elastic pull per step
 // lr*rho = 1e-3, so a worker drifts ~S steps before being pulled back);
-// ADMM 0.1 (large enough that the duals settle within a few tens of rounds).
+// ADMM 0.1 (large enough that the duals settle within a few tens of rounds)
+// with a dual step of 0.1: a few local steps solve the local problem only
+// roughly, and the textbook step of 1 lets the duals run away when members
+// hold disjoint classes (docs/convergence.md).
 // Server momentum leaves ADMM's fixed point (z = mean of w + u, w = z)
 // unchanged and only changes how fast it is approached, so admm runs with
 // both; easgd+nesterov is the DiLoCo variant.
 const std::vector<ConvergenceVariant> kVariants = {
-    // name               algorithm  rho   server      lr    momentum b1   b2    eps
+    // name               algorithm  rho   server      lr    momentum b1   b2    eps   dual step
     {"fedavg",            "fedavg",  0.0,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
     {"fedavg+nesterov",   "fedavg",  0.0,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
     {"fedavg+adam",       "fedavg",  0.0,  "adam",     0.01, 0.0,     0.9, 0.99, 1e-3},
@@ -32,8 +35,8 @@ const std::vector<ConvergenceVariant> kVariants = {
     {"fedprox+nesterov",  "fedprox", 0.01, "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
     {"easgd",             "easgd",   0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
     {"easgd+nesterov",    "easgd",   0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
-    {"admm",              "admm",    0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
-    {"admm+nesterov",     "admm",    0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
+    {"admm",              "admm",    0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0,  0.1},
+    {"admm+nesterov",     "admm",    0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0,  0.1},
 };
 
 // The two presets. --quick fits in under 10 minutes on two cores: 4 workers
@@ -94,6 +97,7 @@ const char* const kBenchConvergenceUsage =
     "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov\n"
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
+    "  --dual-step G      ADMM's dual step, u <- u + G (w - z), in (0, 2) (algorithm.dual_step)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
     "  --server-lr L      learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
     "  --logit-adjustment T  train every model on the logit-adjusted loss with tau T and the label prior of\n"
@@ -134,7 +138,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   plan.train.batch_size = 64;
   plan.train.threads = 1;
   bool steps_given = false, epochs_given = false;
-  std::optional<double> rho, server_lr;
+  std::optional<double> rho, server_lr, dual_step;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quick" || flag == "--full" || flag == "--overlap" || flag == "--no-baselines") continue;
@@ -159,6 +163,10 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     }
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
     else if (flag == "--rho") rho = parsePositive(flag, value);
+    else if (flag == "--dual-step") {
+      dual_step = parsePositive(flag, value);
+      if (*dual_step >= 2) throw UsageError("--dual-step must lie in (0, 2), not " + value);
+    }
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
     else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
     else if (flag == "--logit-adjustment") plan.train.logit_adjustment = parsePositive(flag, value);
@@ -174,6 +182,9 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   if (rho)
     for (auto& v : plan.variants)
       if (v.algorithm != "fedavg") v.rho = *rho;
+  if (dual_step)
+    for (auto& v : plan.variants)
+      if (v.algorithm == "admm") v.dual_step = *dual_step;
   if (server_lr)
     for (auto& v : plan.variants)
       if (v.server != "plain") v.server_lr = *server_lr;
@@ -209,6 +220,7 @@ std::string describePlan(const ConvergencePlan& p) {
   for (const auto& v : p.variants) {
     out << "\n     " << v.name << ": " << v.algorithm;
     if (v.algorithm != "fedavg") out << " rho " << v.rho;
+    if (v.algorithm == "admm") out << " dual step " << v.dual_step;
     out << ", server " << v.server;
     if (v.server == "nesterov") out << " lr " << v.server_lr << " momentum " << v.momentum;
     if (v.server == "adam") out << " lr " << v.server_lr << " betas " << v.beta1 << "/" << v.beta2 << " eps " << v.epsilon;
@@ -224,6 +236,7 @@ nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const Convergen
     server.update({{"lr", v.server_lr}, {"beta1", v.beta1}, {"beta2", v.beta2}, {"epsilon", v.epsilon}});
   nlohmann::json algorithm = {{"name", v.algorithm}, {"local_steps", plan.local_steps}, {"init_seed", plan.init_seed}};
   if (v.algorithm != "fedavg") algorithm["rho"] = v.rho;
+  if (v.algorithm == "admm") algorithm["dual_step"] = v.dual_step;
   return {{"federation_id", "bench-" + v.name},
           {"listen", {{"host", "127.0.0.1"}, {"port", 0}, {"port_file", "state/coordinator.port"}}},
           {"tls", {{"ca", pki + "/ca/ca.crt"}, {"cert", pki + "/coordinator.crt"}, {"key", pki + "/coordinator.key"}}},

@@ -27,6 +27,7 @@ struct ConvergenceVariant {
   double server_lr;
   double momentum;        // nesterov
   double beta1, beta2, epsilon;  // adam
+  double dual_step = 1.0;         // admm: u <- u + dual_step (w - z)
 };
 
 // Every variant the bench knows, in report order.

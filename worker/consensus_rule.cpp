@@ -10,7 +10,7 @@ bool keepsLocalParameters(proto::Algorithm algorithm) {
 }
 
 LocalRound beginLocalRound(proto::Algorithm algorithm, double rho, const float* z, std::vector<float>& w,
-                           std::vector<float>& dual, bool has_local) {
+                           std::vector<float>& dual, bool has_local, double dual_step) {
   const size_t n = w.size();
   LocalRound round;
   round.target.assign(z, z + n);
@@ -30,8 +30,10 @@ LocalRound beginLocalRound(proto::Algorithm algorithm, double rho, const float* 
       if (dual.size() != n)
         throw std::invalid_argument("ADMM dual holds " + std::to_string(dual.size()) + " values but the model has " +
                                     std::to_string(n));
+      if (!(dual_step > 0 && dual_step < 2))
+        throw std::invalid_argument("ADMM dual step must lie in (0, 2), got " + std::to_string(dual_step));
       for (size_t i = 0; i < n; ++i) {
-        if (has_local) dual[i] += w[i] - z[i];
+        if (has_local) dual[i] += static_cast<float>(dual_step) * (w[i] - z[i]);
         round.target[i] = z[i] - dual[i];
       }
       round.rho = rho;

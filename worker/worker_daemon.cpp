@@ -98,7 +98,11 @@ class WorkerDaemon::Impl {
     if (!prepare(welcome)) return kExitError;
     LOG_INFO("joined federation '" << welcome.federation_id() << "' as " << welcome.identity() << " at round "
                                    << welcome.round() << " (" << algorithmName(welcome.algorithm())
-                                   << ", rho " << welcome.rho() << ", " << welcome.local_steps() << " local steps)");
+                                   << ", rho " << welcome.rho()
+                                   << (welcome.algorithm() == proto::ALGORITHM_ADMM && welcome.dual_step() > 0
+                                           ? ", dual step " + std::to_string(welcome.dual_step())
+                                           : "")
+                                   << ", " << welcome.local_steps() << " local steps)");
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);
     for (;;) {
@@ -193,7 +197,9 @@ class WorkerDaemon::Impl {
     std::vector<float> w(parameter_count_);
     if (ahead_steps_ > 0) w = state_.trainer.parameters;
     else trainer_->parameters(w.data());
-    LocalRound local = beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0);
+    const double dual_step = welcome.dual_step() > 0 ? welcome.dual_step() : 1.0;
+    LocalRound local =
+        beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0, dual_step);
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
     const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
     const int64_t steps = local_steps - ahead;

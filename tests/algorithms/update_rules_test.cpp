@@ -56,7 +56,7 @@ struct Outcome {
   double distance = 0;  // max |z_j - w*_j|
 };
 
-Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_steps) {
+Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_steps, double dual_step = 1.0) {
   auto aggregator = coordinator::makeAggregator(coordinator::AggregatorDevice::kCpu, 1);
   std::vector<float> z = {0.0f, 0.0f, 0.0f};
   std::vector<std::vector<float>> w(kMembers.size(), z), dual(kMembers.size());
@@ -66,7 +66,7 @@ Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_s
     aggregator->reset(z.size());
     double total = 0;
     for (size_t k = 0; k < kMembers.size(); ++k) {
-      auto local = worker::beginLocalRound(algorithm, rho, z.data(), w[k], dual[k], trained[k]);
+      auto local = worker::beginLocalRound(algorithm, rho, z.data(), w[k], dual[k], trained[k], dual_step);
       trainLocally(kMembers[k], w[k], local, local_steps, 0.05);
       trained[k] = true;
       auto sent = worker::outgoingVector(algorithm, w[k], dual[k]);
@@ -84,6 +84,27 @@ Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_s
 TEST(UpdateRules, AdmmReachesTheExactConsensusOptimum) {
   Outcome admm = federate(proto::ALGORITHM_ADMM, 1.0, 200, 200);
   EXPECT_LT(admm.distance, 1e-4) << "ADMM's fixed point minimises sum_k n_k f_k";
+}
+
+TEST(UpdateRules, AdmmWithADampedDualStepKeepsTheExactOptimum) {
+  // A smaller dual step moves the duals more slowly, not elsewhere: the fixed
+  // point is the same, so it still lands on the federation's optimum, which
+  // FedProx with the same penalty and schedule misses.
+  Outcome damped = federate(proto::ALGORITHM_ADMM, 1.0, 2000, 200, 0.1);
+  EXPECT_LT(damped.distance, 1e-4);
+  Outcome fedprox = federate(proto::ALGORITHM_FEDPROX, 1.0, 2000, 200);
+  EXPECT_GT(fedprox.distance, 1e-3);
+}
+
+TEST(UpdateRules, AdmmDualStepScalesTheDualUpdate) {
+  std::vector<float> w = {1.0f, 2.0f}, u = {0.5f, -0.5f};
+  const float z[] = {0.25f, 1.0f};
+  auto local = worker::beginLocalRound(proto::ALGORITHM_ADMM, 0.1, z, w, u, true, 0.5);
+  EXPECT_FLOAT_EQ(u[0], 0.5f + 0.5f * (1.0f - 0.25f));
+  EXPECT_FLOAT_EQ(u[1], -0.5f + 0.5f * (2.0f - 1.0f));
+  EXPECT_FLOAT_EQ(local.target[0], 0.25f - u[0]);
+  for (double bad : {0.0, -1.0, 2.0})
+    EXPECT_THROW(worker::beginLocalRound(proto::ALGORITHM_ADMM, 0.1, z, w, u, true, bad), std::invalid_argument);
 }
 
 TEST(UpdateRules, FedAvgDriftsAwayFromTheOptimumUnderHeterogeneity) {

@@ -194,6 +194,7 @@ TEST_F(CoordinatorConfigTest, AdmmAndServerAdam) {
   EXPECT_EQ(c.algorithm, Algorithm::kAdmm);
   EXPECT_STREQ(algorithmName(c.algorithm), "admm");
   EXPECT_DOUBLE_EQ(c.rho, 0.05);
+  EXPECT_DOUBLE_EQ(c.dual_step, 0.1);
   EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kAdam);
   EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.01f) << "FedAdam's default server learning rate";
   EXPECT_FLOAT_EQ(c.server_optimizer.beta1, 0.9f);
@@ -211,6 +212,17 @@ TEST_F(CoordinatorConfigTest, AdmmAndAdamMistakesNameTheField) {
   json j = minimal();
   j["algorithm"] = {{"name", "admm"}, {"rho", 0}};
   expectFieldError(j, "algorithm.rho");
+  for (double step : {0.0, -0.5, 2.0}) {
+    j = minimal();
+    j["algorithm"] = {{"name", "admm"}, {"rho", 0.1}, {"dual_step", step}};
+    expectFieldError(j, "algorithm.dual_step");
+  }
+  j = minimal();
+  j["algorithm"] = {{"name", "fedprox"}, {"rho", 0.1}, {"dual_step", 0.5}};
+  EXPECT_NE(errorFor(j).find("admm only"), std::string::npos) << "a dual step means nothing without a dual";
+  j = minimal();
+  j["algorithm"] = {{"name", "admm"}, {"rho", 0.1}, {"dual_step", 0.3}};
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).dual_step, 0.3);
   j = minimal();
   j["algorithm"] = {{"name", "scaffold"}};
   EXPECT_NE(errorFor(j).find("admm"), std::string::npos) << "the message lists the algorithms";

@@ -109,6 +109,7 @@ void FederationHarness::writeConfigs() {
       {"aggregation", {{"device", "cpu"}}},
       {"limits", {{"chunk_elements", 2048}, {"idle_timeout_s", 20}, {"heartbeat_s", 2}}}};
   if (options_.algorithm == "fedavg") c["algorithm"]["rho"] = 0;
+  if (options_.dual_step > 0) c["algorithm"]["dual_step"] = options_.dual_step;
   std::ofstream(path("coordinator.json")) << c.dump(2);
   for (size_t k = 0; k < options_.workers; ++k)
     std::ofstream(path(workerName(k) + ".json")) << workerConfig(workerName(k), "pki/ca/ca.crt", "shards/" + workerName(k));

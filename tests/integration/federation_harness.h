@@ -21,6 +21,7 @@ struct FederationOptions {
   size_t quorum = 3;
   uint32_t local_steps = 5;
   std::string algorithm = "fedprox";
+  double dual_step = 0;  // admm: 0 leaves the coordinator's default
   std::string server_optimizer = "plain";
   size_t samples_per_worker = 96;  // synthetic 28x28 images
   std::string model = R"({"name": "mlp", "hidden": 8})";

@@ -221,6 +221,7 @@ std::vector<nlohmann::json> jsonLines(const std::string& file) {
 TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
   FederationOptions o;
   o.algorithm = "admm";
+  o.dual_step = 1.0;  // textbook ADMM, so the dual below is a difference of two audited vectors
   o.max_rounds = 3;
   o.local_steps = 20;
   o.overlap = true;
@@ -248,7 +249,7 @@ TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
     if (k < 2) {
       EXPECT_EQ(lines[1].at("steps_ahead").get<int64_t>(), 20) << h.workerName(k);
     }
-    // ADMM sends w_r + u_r and then sets u_{r+1} = u_r + w_r - z_{r+1}, so
+    // ADMM sends w_r + u_r and then sets u_{r+1} = u_r + 1 (w_r - z_{r+1}), so
     // the dual saved after round 2's training is push_1 - z_2, whatever the
     // worker trained on to while z_2 was on its way.
     const auto push1 = section(h.path("audit/" + h.workerName(k) + "/push-round-1.ckpt"), "vector");

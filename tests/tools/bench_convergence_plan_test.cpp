@@ -65,6 +65,22 @@ TEST(BenchConvergencePlan, ConfigsCarryTheVariantsHyperParameters) {
   EXPECT_EQ(w1["data"]["shard"], "/shards/worker-1");
 }
 
+TEST(BenchConvergencePlan, DualStepReachesTheAdmmVariantsOnly) {
+  auto plan = parseConvergencePlan({"--dual-step", "0.25", "--variants", "fedprox,admm,admm+nesterov"});
+  EXPECT_FALSE(coordinatorConfigFor(plan, plan.variants[0], "/pki")["algorithm"].contains("dual_step"));
+  EXPECT_DOUBLE_EQ(coordinatorConfigFor(plan, plan.variants[1], "/pki")["algorithm"]["dual_step"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(coordinatorConfigFor(plan, plan.variants[2], "/pki")["algorithm"]["dual_step"].get<double>(), 0.25);
+  EXPECT_NE(describePlan(plan).find("dual step 0.25"), std::string::npos);
+  for (std::string bad : {"0", "2", "-1"}) {
+    try {
+      parseConvergencePlan({"--dual-step", bad});
+      FAIL() << "--dual-step " << bad << " accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--dual-step"), std::string::npos);
+    }
+  }
+}
+
 TEST(BenchConvergencePlan, ServerLrReachesEveryServerOptimizerButPlain) {
   auto plan = parseConvergencePlan({"--server-lr", "0.05", "--variants", "fedavg,fedavg+nesterov,fedavg+adam"});
   EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 1.0) << "plain averaging has no learning rate to change";
