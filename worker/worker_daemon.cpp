@@ -37,6 +37,15 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// ", dual step G" for ADMM; a coordinator that predates the field sends 0,
+// which means the textbook step of 1.
+std::string describeDualStep(const proto::WelcomeToWorker& welcome) {
+  if (welcome.algorithm() != proto::ALGORITHM_ADMM) return "";
+  std::ostringstream out;
+  out << ", dual step " << (welcome.dual_step() > 0 ? welcome.dual_step() : 1.0);
+  return out.str();
+}
+
 }  // namespace
 
 class WorkerDaemon::Impl {
@@ -98,11 +107,8 @@ class WorkerDaemon::Impl {
     if (!prepare(welcome)) return kExitError;
     LOG_INFO("joined federation '" << welcome.federation_id() << "' as " << welcome.identity() << " at round "
                                    << welcome.round() << " (" << algorithmName(welcome.algorithm())
-                                   << ", rho " << welcome.rho()
-                                   << (welcome.algorithm() == proto::ALGORITHM_ADMM && welcome.dual_step() > 0
-                                           ? ", dual step " + std::to_string(welcome.dual_step())
-                                           : "")
-                                   << ", " << welcome.local_steps() << " local steps)");
+                                   << ", rho " << welcome.rho() << describeDualStep(welcome) << ", "
+                                   << welcome.local_steps() << " local steps)");
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);
     for (;;) {
@@ -155,6 +161,12 @@ class WorkerDaemon::Impl {
       LOG_ERROR("transfer.block_elements " << config_.transfer.block_elements
                                            << " does not divide the federation's chunk of " << chunk_elements_
                                            << " elements; pick a divisor such as 256");
+      return false;
+    }
+    if (algorithm_ == proto::ALGORITHM_ADMM && !(welcome.dual_step() >= 0 && welcome.dual_step() < 2)) {
+      LOG_ERROR("the coordinator asks for an ADMM dual step of " << welcome.dual_step()
+                                                                 << ", outside (0, 2); its operator must fix "
+                                                                    "algorithm.dual_step");
       return false;
     }
     return true;

@@ -235,6 +235,7 @@ TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
         << h.log(h.workerName(k));
   workers.push_back(h.startWorker(2));
   for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  EXPECT_NE(h.log(h.workerName(0)).find("admm, rho 0.01, dual step 1, 20 local steps"), std::string::npos) << h.log(h.workerName(0));
   expectExit(coordinator, 0, h, "coordinator");
 
   ASSERT_EQ(h.rounds().size(), o.max_rounds);
