@@ -99,6 +99,7 @@ const char* const kBenchConvergenceUsage =
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
     "  --dual-step G      ADMM's dual step, u <- u + G (w - z), in (0, 2) (algorithm.dual_step)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
+    "  --weight-decay W   L2 weight decay of every model's SGD, the baselines' included (default 0)\n"
     "  --server-lr L      learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
     "  --logit-adjustment T  train every model on the logit-adjusted loss with tau T and the label prior of\n"
     "                     its own data (train.logit_adjustment; 0, the default, is plain cross-entropy)\n"
@@ -168,6 +169,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
       if (*dual_step >= 2) throw UsageError("--dual-step must lie in (0, 2), not " + value);
     }
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
+    else if (flag == "--weight-decay") plan.train.weight_decay = parsePositive(flag, value);
     else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
     else if (flag == "--logit-adjustment") plan.train.logit_adjustment = parsePositive(flag, value);
     else if (flag == "--distill") plan.train.distill = parsePositive(flag, value);
@@ -212,6 +214,7 @@ std::string describePlan(const ConvergencePlan& p) {
   if (p.overlap) out << " (workers overlap training with the transfer)";
   out << "\n   model " << p.model.toJson().dump() << ", SGD lr " << p.train.lr << " momentum " << p.train.momentum
       << ", batch " << p.train.batch_size;
+  if (p.train.weight_decay > 0) out << ", weight decay " << p.train.weight_decay;
   if (p.train.logit_adjustment > 0) out << ", logit-adjusted loss tau " << p.train.logit_adjustment;
   if (p.train.distill > 0) out << ", not-true distillation from the consensus beta " << p.train.distill;
   out << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
@@ -260,6 +263,7 @@ nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std:
       {"train",
        {{"lr", plan.train.lr},
         {"momentum", plan.train.momentum},
+        {"weight_decay", plan.train.weight_decay},
         {"batch_size", plan.train.batch_size},
         {"logit_adjustment", plan.train.logit_adjustment},
         {"distill", plan.train.distill},

@@ -81,6 +81,17 @@ TEST(BenchConvergencePlan, DualStepReachesTheAdmmVariantsOnly) {
   }
 }
 
+TEST(BenchConvergencePlan, WeightDecayReachesEveryWorkerAndThePlan) {
+  auto plain = parseConvergencePlan({});
+  EXPECT_EQ(workerConfigFor(plain, 0, "/pki", "/shards")["train"]["weight_decay"].get<double>(), 0.0);
+  EXPECT_EQ(describePlan(plain).find("weight decay"), std::string::npos);
+  auto plan = parseConvergencePlan({"--weight-decay", "0.0005"});
+  EXPECT_DOUBLE_EQ(plan.train.weight_decay, 5e-4);
+  for (size_t k : {0, 3}) EXPECT_DOUBLE_EQ(workerConfigFor(plan, k, "/pki", "/shards")["train"]["weight_decay"].get<double>(), 5e-4);
+  EXPECT_NE(describePlan(plan).find("weight decay 0.0005"), std::string::npos);
+  EXPECT_THROW(parseConvergencePlan({"--weight-decay", "-1"}), UsageError);
+}
+
 TEST(BenchConvergencePlan, ServerLrReachesEveryServerOptimizerButPlain) {
   auto plan = parseConvergencePlan({"--server-lr", "0.05", "--variants", "fedavg,fedavg+nesterov,fedavg+adam"});
   EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 1.0) << "plain averaging has no learning rate to change";
