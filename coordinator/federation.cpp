@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/line_log.h"
 #include "common/log.h"
 #include "common/payload.h"
 
@@ -364,7 +365,7 @@ void Federation::restoreCheckpoint(std::vector<float>& consensus) {
 // once the state that holds it is durable.
 void Federation::appendRoundLog() {
   if (unlogged_round_.empty()) return;
-  std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << unlogged_round_ << "\n";
+  common::appendLine(config_.state_dir + "/rounds.jsonl", unlogged_round_);
   unlogged_round_.clear();
 }
 

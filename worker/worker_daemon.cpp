@@ -16,6 +16,7 @@
 #include "common/checkpoint.h"
 #include "common/dir_lock.h"
 #include "common/frame.h"
+#include "common/line_log.h"
 #include "common/log.h"
 #include "worker/consensus_rule.h"
 #include "worker/ml/dataset.h"
@@ -61,6 +62,9 @@ class WorkerDaemon::Impl {
       throw std::runtime_error("state in " + config_.state_dir + " is for model fingerprint " + saved_->fingerprint +
                                " but the config's model has " + fingerprint_ +
                                "; use a fresh state_dir or the original model");
+    if (size_t cut = common::dropTornLastLine(roundLogPath()))
+      LOG_WARN("cut an unfinished last line (" << cut << " bytes) off " << roundLogPath()
+                                               << ", left by a crash while it was written");
     LOG_INFO("shard " << config_.shard_dir << ": " << shard_.train.size() << " training and " << shard_.val.size()
                       << " validation samples; model " << config_.model.toJson().dump() << ", " << parameter_count_
                       << " parameters" << (saved_ ? "; resuming from saved state" : ""));
@@ -307,8 +311,10 @@ class WorkerDaemon::Impl {
     if (std::isfinite(interval)) line["since_last_push_s"] = interval;
     if (restarted) line["restarted_from_consensus"] = true;
     idle_s_ = 0;
-    std::ofstream(config_.state_dir + "/rounds.jsonl", std::ios::app) << line.dump() << "\n";
+    common::appendLine(roundLogPath(), line.dump());
   }
+
+  std::string roundLogPath() const { return config_.state_dir + "/rounds.jsonl"; }
 
   // "accuracy 86.40%" or "bits_per_byte 2.315".
   std::string describeMetric(double metric) const {

@@ -43,6 +43,14 @@ void runToTheEnd(FederationHarness& h, size_t workers_count) {
   expectExit(coordinator, 0, h, "coordinator");
 }
 
+std::vector<nlohmann::json> jsonLines(const std::string& file) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 TEST(Federation, ConsensusAfterRoundOneIsTheSampleWeightedMean) {
   FederationOptions o;
   o.max_rounds = 1;
@@ -116,10 +124,17 @@ TEST(Federation, CoordinatorKilledResumesByteIdenticalAndKilledWorkerRejoins) {
   uint64_t n = before->round;
   ASSERT_GE(n, 2u);
 
+  // A kill in the middle of appending to the round log leaves half a line.
+  const std::string worker_log = h.path("state/" + h.workerName(2) + "/rounds.jsonl");
+  std::ofstream(worker_log, std::ios::app) << "{\"round\":";
+
   coordinator = h.startCoordinator();
   workers[2] = h.startWorker(2);
   for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
   expectExit(coordinator, 0, h, "coordinator");
+  EXPECT_NE(h.log(h.workerName(2)).find("cut an unfinished last line (9 bytes)"), std::string::npos)
+      << h.log(h.workerName(2));
+  for (const auto& line : jsonLines(worker_log)) EXPECT_TRUE(line.contains("local_steps")) << line.dump();
 
   std::string log = h.log("coordinator");
   EXPECT_NE(log.find("consensus z_" + std::to_string(n) + " of"), std::string::npos) << log;
@@ -204,14 +219,6 @@ bool allFinite(const std::vector<float>& v) {
   for (float x : v)
     if (!std::isfinite(x)) return false;
   return true;
-}
-
-std::vector<nlohmann::json> jsonLines(const std::string& file) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
 }
 
 // ADMM with transfer.overlap: workers train on while the consensus is on its
