@@ -93,6 +93,16 @@ void readAggregation(ConfigReader r, CoordinatorConfig& c) {
   else if (device == "cuda") c.device = AggregatorDevice::kCuda;
   else r.fail("device", "must be auto, cpu or cuda; got \"" + device + "\"");
   c.cpu_threads = r.optional<unsigned>("cpu_threads", 0);
+  try {
+    c.rule = parseAggregationRule(r.optional<std::string>("rule", "mean"));
+  } catch (const std::invalid_argument& e) {
+    r.fail("rule", e.what());
+  }
+  if (r.has("trim_fraction") && c.rule != AggregationRule::kTrimmedMean)
+    r.fail("trim_fraction", "applies to rule trimmed_mean only");
+  c.trim_fraction = r.optional<double>("trim_fraction", c.trim_fraction);
+  if (!(c.trim_fraction >= 0 && c.trim_fraction < 0.5))
+    r.fail("trim_fraction", "must lie in [0, 0.5): the share of values dropped at each end of every element");
   r.finish();
 }
 

@@ -7,6 +7,7 @@
 
 #include "common/net/tls.h"
 #include "coordinator/aggregation/aggregator.h"
+#include "coordinator/aggregation/robust_rule.h"
 #include "coordinator/round_logic.h"
 
 namespace tapestry::coordinator {
@@ -31,6 +32,10 @@ struct CoordinatorConfig {
   ServerOptimizerSettings server_optimizer;
   AggregatorDevice device = AggregatorDevice::kAuto;
   unsigned cpu_threads = 0;
+  // mean: the sample-weighted mean, streamed (O(P)). trimmed_mean and median
+  // keep every contribution of a round (O(K·P)) and ignore sample counts.
+  AggregationRule rule = AggregationRule::kMean;
+  double trim_fraction = 0.2;  // trimmed_mean: share dropped at each end
 
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};

@@ -36,15 +36,17 @@ Rejection reject(Errc e, std::string message) { return {makeError(e), std::move(
 
 // No NaN or Inf: the largest |bits| of the vector is below the exponent
 // pattern of Inf. One pass the compiler vectorises.
-bool allFinite(const std::vector<float>& v) {
+bool allFinite(const float* v, size_t n) {
   uint32_t most = 0;
-  for (float x : v) {
+  for (size_t i = 0; i < n; ++i) {
     uint32_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
+    std::memcpy(&bits, v + i, sizeof bits);
     most = std::max(most, bits & 0x7FFFFFFFu);
   }
   return most < 0x7F800000u;
 }
+
+bool allFinite(const std::vector<float>& v) { return allFinite(v.data(), v.size()); }
 
 std::string megabytes(uint64_t bytes) {
   char buf[32];
@@ -152,7 +154,8 @@ void Federation::depart(const std::string& id) {
         LOG_WARN(id << " left during its push of round " << logic_.round() << " after " << p.next_chunk << "/" << chunks
                     << " chunks; the rest of its contribution is taken from the current consensus");
       // A delta push's missing chunks are zero deltas: closeRound adds z_r for its whole weight.
-      for (size_t c = p.next_chunk; c < chunks && !p.delta; ++c) {
+      // A robust rule's slot takes z_r for its missing chunks when the round closes.
+      for (size_t c = p.next_chunk; c < chunks && !p.delta && !robust(); ++c) {
         size_t offset = c * p.header.chunk_elements();
         aggregator_->accumulate(offset, consensus_->data() + offset, common::chunkElementCount(p.header, c), p.weight);
       }
@@ -197,6 +200,18 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   }
   if (push.sample_count() == 0) return reject(Errc::kMalformedFrame, "push with sample_count 0");
   Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false, push.delta()};
+  if (robust()) {
+    try {
+      if (!store_) store_ = std::make_unique<ContributionStore>(state_.parameter_count, config_.chunk_elements);
+      p.slot = store_->open();
+    } catch (const std::bad_alloc&) {
+      return reject(Errc::kFrameTooLarge,
+                    "the coordinator cannot allocate " + megabytes(state_.parameter_count * 4) + " for contribution " +
+                        std::to_string(store_ ? store_->contributions() + 1 : 1) + " of this round (aggregation.rule " +
+                        aggregationRuleName(config_.rule) +
+                        " keeps every contribution); the operator must give it more memory or use rule mean");
+    }
+  }
   weight_sum_ += p.weight;
   if (p.delta) delta_weight_ += p.weight;
   if (std::isfinite(push.metric()) && push.metric_samples() > 0) {
@@ -226,6 +241,18 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
   std::error_code ec = common::verifyChunk(p.header, index, size, intact);
   if (!ec && p.initial) {
     ec = common::decodeChunk(p.header, index, bytes, size, initial_.data() + offset);
+  } else if (!ec && robust()) {
+    // Decoded into the push's slot; a delta push's values become z_r + delta
+    // there. A chunk with NaN/Inf is left unreceived: it counts as z_r.
+    float* dst = store_->chunkData(p.slot, index);
+    ec = common::decodeChunk(p.header, index, bytes, size, dst);
+    if (!ec && p.delta) {
+      const float* z = consensus_->data() + offset;
+      for (size_t i = 0; i < count; ++i) dst[i] += z[i];
+      if (!allFinite(dst, count)) ec = common::makeError(Errc::kNonFinite);
+    }
+    if (!ec) store_->received(p.slot, index);
+    else ++p.next_chunk;
   } else if (!ec) {
     // A chunk with NaN/Inf is folded up to the bad value and completed from
     // z_r (a delta push: zero deltas, so nothing), like a push cut off there;
@@ -289,9 +316,19 @@ void Federation::closeRound(Clock::time_point now) {
   } else {
     next = std::make_shared<std::vector<float>>(*consensus_);
   }
-  // Delta pushes summed to sum_k w_k (x_k - z_r); adding z_r once with their
-  // total weight makes the sum the same as if they had sent x_k.
-  if (delta_weight_ > 0) {
+  double total_weight = weight_sum_;
+  if (robust()) {
+    // The rule's statistic goes through the server optimizer as a mean of weight 1.
+    std::vector<float> combined(next->size());
+    store_->combine(config_.rule, config_.trim_fraction, next->data(), combined.data(), config_.cpu_threads);
+    store_->clear();
+    const size_t step = config_.chunk_elements;
+    for (size_t offset = 0; offset < next->size(); offset += step)
+      aggregator_->accumulate(offset, combined.data() + offset, std::min(step, next->size() - offset), 1.0f);
+    total_weight = 1.0;
+  } else if (delta_weight_ > 0) {
+    // Delta pushes summed to sum_k w_k (x_k - z_r); adding z_r once with their
+    // total weight makes the sum the same as if they had sent x_k.
     const size_t step = config_.chunk_elements;
     for (size_t offset = 0; offset < next->size(); offset += step)
       aggregator_->accumulate(offset, next->data() + offset, std::min(step, next->size() - offset),
@@ -301,7 +338,7 @@ void Federation::closeRound(Clock::time_point now) {
   optimizer.momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
   optimizer.second_moment = state_.second_moment.empty() ? nullptr : state_.second_moment.data();
   optimizer.step = logic_.round() + 1;
-  aggregator_->finalize(weight_sum_, config_.server_optimizer, next->data(), optimizer);
+  aggregator_->finalize(total_weight, config_.server_optimizer, next->data(), optimizer);
   // Finite contributions can still overflow fp32 once weighted and summed
   // (a member sending values near 3e38, or an absurd sample count). Such an
   // update would poison every worker; it is refused and z_r kept.

@@ -15,6 +15,7 @@
 
 #include "common/frame.h"
 #include "coordinator/aggregation/aggregator.h"
+#include "coordinator/contribution_store.h"
 #include "coordinator/coordinator_config.h"
 #include "coordinator/federation_state.h"
 #include "coordinator/round_logic.h"
@@ -84,7 +85,9 @@ class Federation {
     size_t next_chunk = 0;
     bool initial = false;
     bool delta = false;  // carries x - z_r; z_r is added once per round at close
+    size_t slot = 0;     // robust rules: its slot in store_
   };
+  bool robust() const { return config_.rule != AggregationRule::kMean; }
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
   void restoreCheckpoint(std::vector<float>& consensus);
@@ -97,6 +100,7 @@ class Federation {
   CoordinatorConfig config_;
   FederationState state_;
   std::unique_ptr<Aggregator> aggregator_;
+  std::unique_ptr<ContributionStore> store_;  // robust rules only: the round's contributions
   RoundLogic logic_;
   std::shared_ptr<const std::vector<float>> consensus_;
   std::map<std::string, Push> pushes_;

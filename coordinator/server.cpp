@@ -73,6 +73,13 @@ int Server::Impl::run() {
   LOG_INFO("listening on " << config_.listen_host << ":" << port() << " (TLS 1.3, mutual authentication), federation '"
                            << config_.federation_id << "', " << algorithmName(config_.algorithm) << ", "
                            << config_.local_steps << " local steps per round");
+  if (config_.rule == AggregationRule::kTrimmedMean)
+    LOG_INFO("aggregation rule trimmed_mean, dropping " << config_.trim_fraction * 100
+                                                        << " % of the values at each end of every element");
+  if (config_.rule != AggregationRule::kMean)
+    LOG_INFO("aggregation rule " << aggregationRuleName(config_.rule)
+                                 << ": every contribution of a round is held until it closes (K x the vector's "
+                                    "size); sample counts do not weigh");
   accept();
   armDeadline();
   checkFinished();

@@ -208,6 +208,29 @@ TEST_F(CoordinatorConfigTest, AdmmAndServerAdam) {
   EXPECT_FLOAT_EQ(c.server_optimizer.epsilon, 1e-4f);
 }
 
+TEST_F(CoordinatorConfigTest, RobustAggregationRules) {
+  json j = minimal();
+  EXPECT_EQ(loadCoordinatorConfig(write(j)).rule, AggregationRule::kMean);
+  j["aggregation"] = {{"rule", "median"}};
+  EXPECT_EQ(loadCoordinatorConfig(write(j)).rule, AggregationRule::kMedian);
+  j["aggregation"] = {{"rule", "trimmed_mean"}};
+  CoordinatorConfig c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.rule, AggregationRule::kTrimmedMean);
+  EXPECT_DOUBLE_EQ(c.trim_fraction, 0.2);
+  j["aggregation"] = {{"rule", "trimmed_mean"}, {"trim_fraction", 0.1}};
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).trim_fraction, 0.1);
+
+  j["aggregation"] = {{"rule", "krum"}};
+  expectFieldError(j, "aggregation.rule");
+  EXPECT_NE(errorFor(j).find("trimmed_mean"), std::string::npos) << "the message lists the rules";
+  for (double trim : {-0.1, 0.5, 0.9}) {
+    j["aggregation"] = {{"rule", "trimmed_mean"}, {"trim_fraction", trim}};
+    expectFieldError(j, "aggregation.trim_fraction");
+  }
+  j["aggregation"] = {{"rule", "median"}, {"trim_fraction", 0.1}};
+  EXPECT_NE(errorFor(j).find("trimmed_mean only"), std::string::npos);
+}
+
 TEST_F(CoordinatorConfigTest, AdmmAndAdamMistakesNameTheField) {
   json j = minimal();
   j["algorithm"] = {{"name", "admm"}, {"rho", 0}};

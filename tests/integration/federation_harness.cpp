@@ -106,7 +106,7 @@ void FederationHarness::writeConfigs() {
       {"rounds",
        {{"max", options_.max_rounds}, {"min_workers", options_.min_workers}, {"quorum", options_.quorum}, {"deadline_s", 120}}},
       {"server_optimizer", {{"name", options_.server_optimizer}}},
-      {"aggregation", {{"device", "cpu"}}},
+      {"aggregation", {{"device", "cpu"}, {"rule", options_.aggregation_rule}}},
       {"limits", {{"chunk_elements", 2048}, {"idle_timeout_s", 20}, {"heartbeat_s", 2}}}};
   if (options_.algorithm == "fedavg") c["algorithm"]["rho"] = 0;
   if (options_.dual_step > 0) c["algorithm"]["dual_step"] = options_.dual_step;

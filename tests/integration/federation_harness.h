@@ -28,6 +28,7 @@ struct FederationOptions {
   bool overlap = false;  // workers' transfer.overlap
   std::string encoding = "fp32";  // workers' transfer.encoding (compressed ones use error feedback)
   double lr = 0.05;      // workers' train.lr
+  std::string aggregation_rule = "mean";  // the coordinator's aggregation.rule
 };
 
 class FederationHarness {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -82,6 +83,33 @@ TEST(Federation, ConsensusAfterRoundOneIsTheSampleWeightedMean) {
   auto rounds = h.rounds();
   ASSERT_EQ(rounds.size(), 1u);
   EXPECT_EQ(rounds[0].at("contributors").get<size_t>(), o.workers);
+}
+
+// aggregation.rule median end to end: z_1 is the element-wise median of the
+// three audited round-0 pushes, whatever their sample counts.
+TEST(Federation, MedianRuleMakesTheConsensusTheElementwiseMedian) {
+  FederationOptions o;
+  o.max_rounds = 1;
+  o.aggregation_rule = "median";
+  FederationHarness h(o);
+  runToTheEnd(h, o.workers);
+  EXPECT_NE(h.log("coordinator").find("aggregation rule median"), std::string::npos) << h.log("coordinator");
+
+  std::vector<std::vector<float>> pushes;
+  for (size_t k = 0; k < o.workers; ++k)
+    pushes.push_back(section(h.path("audit/" + h.workerName(k) + "/push-round-0.ckpt"), "vector"));
+  auto state = coordinator::loadFederationStateFile(h.checkpoint());
+  ASSERT_TRUE(state.has_value());
+  ASSERT_EQ(state->round, 1u);
+  ASSERT_EQ(state->consensus.size(), pushes[0].size());
+  size_t off_mean = 0;
+  for (size_t i = 0; i < pushes[0].size(); ++i) {
+    std::vector<float> v{pushes[0][i], pushes[1][i], pushes[2][i]};
+    std::sort(v.begin(), v.end());
+    ASSERT_EQ(state->consensus[i], v[1]) << "element " << i;
+    if (std::fabs(v[1] - (v[0] + v[1] + v[2]) / 3) > 1e-4f) ++off_mean;
+  }
+  EXPECT_GT(off_mean, pushes[0].size() / 2) << "the pushes differ enough that median and mean tell apart";
 }
 
 TEST(Federation, WorkerWithForeignCertificateIsRefusedWhileOthersProceed) {
