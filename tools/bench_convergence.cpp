@@ -148,7 +148,7 @@ int runBench(ConvergencePlan plan) {
                   {"per_worker", plan.per_worker}, {"workers", plan.workers},      {"rounds", plan.rounds},
                   {"local_steps", plan.local_steps}, {"limit", plan.limit},        {"test_limit", plan.test_limit},
                   {"model", plan.model.toJson()},  {"lr", plan.train.lr},          {"momentum", plan.train.momentum},
-                  {"weight_decay", plan.train.weight_decay}, {"batch_size", plan.train.batch_size}, {"logit_adjustment", plan.train.logit_adjustment},
+                  {"weight_decay", plan.train.weight_decay}, {"aggregation_rule", plan.aggregation_rule}, {"batch_size", plan.train.batch_size}, {"logit_adjustment", plan.train.logit_adjustment},
                   {"distill", plan.train.distill}};
 
   int64_t steps = static_cast<int64_t>(plan.rounds) * plan.local_steps;

@@ -96,6 +96,7 @@ const char* const kBenchConvergenceUsage =
     "  --variants LIST    comma-separated, default all: fedavg, fedavg+nesterov, fedavg+adam, fedprox,\n"
     "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov\n"
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
+    "  --aggregation-rule R  the coordinator's aggregation.rule: mean (default), median or trimmed_mean\n"
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
     "  --dual-step G      ADMM's dual step, u <- u + G (w - z), in (0, 2) (algorithm.dual_step)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
@@ -162,6 +163,11 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
         throw UsageError("--encoding takes fp32, bf16, fp16 or int8, not '" + value + "'");
       plan.encoding = value;
     }
+    else if (flag == "--aggregation-rule") {
+      if (value != "mean" && value != "median" && value != "trimmed_mean")
+        throw UsageError("--aggregation-rule takes mean, median or trimmed_mean, not '" + value + "'");
+      plan.aggregation_rule = value;
+    }
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
     else if (flag == "--rho") rho = parsePositive(flag, value);
     else if (flag == "--dual-step") {
@@ -218,7 +224,9 @@ std::string describePlan(const ConvergencePlan& p) {
   if (p.train.logit_adjustment > 0) out << ", logit-adjusted loss tau " << p.train.logit_adjustment;
   if (p.train.distill > 0) out << ", not-true distillation from the consensus beta " << p.train.distill;
   out << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
-      << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding
+      << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding;
+  if (p.aggregation_rule != "mean") out << "; the coordinator aggregates by " << p.aggregation_rule;
+  out
       << "\n   variants:";
   for (const auto& v : p.variants) {
     out << "\n     " << v.name << ": " << v.algorithm;
@@ -247,7 +255,7 @@ nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const Convergen
           {"algorithm", algorithm},
           {"rounds", {{"max", plan.rounds}, {"min_workers", plan.workers}, {"deadline_s", 3600}}},
           {"server_optimizer", server},
-          {"aggregation", {{"device", "cpu"}}}};
+          {"aggregation", {{"device", "cpu"}, {"rule", plan.aggregation_rule}}}};
 }
 
 nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std::string& pki,

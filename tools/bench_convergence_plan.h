@@ -52,6 +52,7 @@ struct ConvergencePlan {
   std::string encoding = "fp32";  // how workers push: fp32, or a bf16/fp16/int8 delta with error feedback
   bool overlap = false;           // workers' transfer.overlap (easgd and admm train on while waiting)
   bool baselines = true;          // centralised and local-only rows (--no-baselines: variants only)
+  std::string aggregation_rule = "mean";  // the coordinator's aggregation.rule: mean, median, trimmed_mean
   uint64_t init_seed = 1;
   worker::ModelSpec model;
   worker::TrainSettings train;  // per worker; data_seed is offset by the worker index

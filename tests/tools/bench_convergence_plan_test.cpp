@@ -92,6 +92,16 @@ TEST(BenchConvergencePlan, WeightDecayReachesEveryWorkerAndThePlan) {
   EXPECT_THROW(parseConvergencePlan({"--weight-decay", "-1"}), UsageError);
 }
 
+TEST(BenchConvergencePlan, AggregationRuleReachesEveryCoordinator) {
+  auto plain = parseConvergencePlan({});
+  EXPECT_EQ(coordinatorConfigFor(plain, plain.variants[0], "/pki")["aggregation"]["rule"], "mean");
+  auto plan = parseConvergencePlan({"--aggregation-rule", "median", "--variants", "fedavg,admm"});
+  for (const auto& v : plan.variants)
+    EXPECT_EQ(coordinatorConfigFor(plan, v, "/pki")["aggregation"]["rule"], "median") << v.name;
+  EXPECT_NE(describePlan(plan).find("aggregates by median"), std::string::npos);
+  EXPECT_THROW(parseConvergencePlan({"--aggregation-rule", "krum"}), UsageError);
+}
+
 TEST(BenchConvergencePlan, ServerLrReachesEveryServerOptimizerButPlain) {
   auto plan = parseConvergencePlan({"--server-lr", "0.05", "--variants", "fedavg,fedavg+nesterov,fedavg+adam"});
   EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 1.0) << "plain averaging has no learning rate to change";
