@@ -319,9 +319,12 @@ void Federation::closeRound(Clock::time_point now) {
   double total_weight = weight_sum_;
   if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
-    std::vector<float> combined(next->size());
-    store_->combine(config_.rule, config_.trim_fraction, next->data(), combined.data(), config_.cpu_threads);
-    store_->clear();
+    // A round without contributions (not reachable with a quorum of at least
+    // one) keeps z_r rather than stopping the coordinator.
+    std::vector<float> combined(*next);
+    if (store_ && store_->contributions() > 0)
+      store_->combine(config_.rule, config_.trim_fraction, next->data(), combined.data(), config_.cpu_threads);
+    if (store_) store_->clear();
     const size_t step = config_.chunk_elements;
     for (size_t offset = 0; offset < next->size(); offset += step)
       aggregator_->accumulate(offset, combined.data() + offset, std::min(step, next->size() - offset), 1.0f);
