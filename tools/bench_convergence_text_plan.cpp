@@ -89,7 +89,8 @@ ConvergenceVariant findVariant(const std::string& name) {
 const char* const kBenchConvergenceTextUsage =
     "usage: tapestry bench convergence --task text [--quick|--full] [--languages en,de,...] [--rounds R]\n"
     "                                  [--local-steps S] [--variants LIST] [--max-bytes N]\n"
-    "                                  [--test-limit-bytes N] [--lr X] [--threads N] [--out DIR]\n"
+    "                                  [--test-limit-bytes N] [--lr X] [--d-model N] [--layers N]\n"
+    "                                  [--heads N] [--threads N] [--out DIR]\n"
     "  One worker per language of Debian's fortunes, a byte-level transformer trained with AdamW.\n"
     "  Bits per byte on every language's held-out text of the final consensus, of a model trained\n"
     "  centrally on the union of the languages and of each language trained alone; the federation's\n"
@@ -103,6 +104,9 @@ const char* const kBenchConvergenceTextUsage =
     "  --max-bytes N        fortunes per language, training and held-out together (0: all)\n"
     "  --test-limit-bytes N evaluate on the first N held-out bytes of each language (0: 65536)\n"
     "  --lr X               AdamW learning rate (default 0.002)\n"
+    "  --d-model N, --layers N, --heads N\n"
+    "                       the transformer's width (default 64), blocks (2) and attention heads (4,\n"
+    "                       a divisor of the width), for every model of the run\n"
     "  --out DIR            results.md, results.json, bpb_vs_round.png (default results/convergence-text)\n";
 
 uint64_t TextConvergencePlan::evalBytes() const {
@@ -146,6 +150,9 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
     } else if (flag == "--max-bytes") plan.max_bytes = parseCount(flag, value, 0);
     else if (flag == "--test-limit-bytes") plan.test_limit_bytes = parseCount(flag, value, 0);
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
+    else if (flag == "--d-model") plan.model.d_model = static_cast<int64_t>(parseCount(flag, value, 1));
+    else if (flag == "--layers") plan.model.layers = static_cast<int64_t>(parseCount(flag, value, 1));
+    else if (flag == "--heads") plan.model.heads = static_cast<int64_t>(parseCount(flag, value, 1));
     else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--out") plan.out_dir = value;
     else if (flag == "--val-fraction") plan.val_fraction = parseFraction(flag, value);  // hidden
@@ -154,6 +161,9 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
     else if (flag == "--timeout") plan.timeout = std::chrono::seconds(parseCount(flag, value, 1));  // hidden
     else throw UsageError("unknown option " + flag);
   }
+  if (plan.model.d_model % plan.model.heads != 0)
+    throw UsageError("--heads (" + std::to_string(plan.model.heads) + ") must divide --d-model (" +
+                     std::to_string(plan.model.d_model) + ")");
   if (plan.out_dir.empty()) plan.out_dir = "results/convergence-text";
   if (plan.work_dir.empty()) plan.work_dir = plan.out_dir + "/work";
   plan.central_threads = std::max(2, plan.train.threads);

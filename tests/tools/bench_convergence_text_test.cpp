@@ -33,7 +33,8 @@ TEST(BenchConvergenceTextPlan, QuickIsTheDefault) {
 TEST(BenchConvergenceTextPlan, OptionsOverrideThePreset) {
   auto plan = parseTextConvergencePlan({"--full", "--languages", "ru,en", "--rounds", "3", "--local-steps", "7",
                                         "--variants", "admm", "--max-bytes", "5000", "--test-limit-bytes", "0",
-                                        "--lr", "0.003", "--out", "x"});
+                                        "--lr", "0.003", "--d-model", "96", "--layers", "3", "--heads", "6",
+                                        "--out", "x"});
   EXPECT_EQ(plan.preset, "full");
   EXPECT_EQ(plan.languages, (std::vector<std::string>{"ru", "en"}));
   EXPECT_EQ(plan.workers(), 2u);
@@ -44,6 +45,10 @@ TEST(BenchConvergenceTextPlan, OptionsOverrideThePreset) {
   EXPECT_EQ(plan.max_bytes, 5000u);
   EXPECT_EQ(plan.evalBytes(), worker::kEvalTextBytes);
   EXPECT_DOUBLE_EQ(plan.train.lr, 0.003);
+  EXPECT_EQ(plan.model.d_model, 96);
+  EXPECT_EQ(plan.model.layers, 3);
+  EXPECT_EQ(plan.model.heads, 6);
+  EXPECT_EQ(textWorkerConfigFor(plan, 0, "pki", "shards")["model"]["d_model"], 96);
   EXPECT_EQ(plan.work_dir, "x/work");
   EXPECT_EQ(parseTextConvergencePlan({"--full"}).variants.size(), convergenceVariants().size());
 }
@@ -64,6 +69,9 @@ TEST(BenchConvergenceTextPlan, BadOptionsNameTheOption) {
   EXPECT_NE(message({"--lr", "-1"}).find("--lr"), std::string::npos);
   EXPECT_NE(message({"--partition", "iid"}).find("unknown option --partition"), std::string::npos);
   EXPECT_NE(message({"--out"}).find("missing value"), std::string::npos);
+  EXPECT_NE(message({"--d-model", "100", "--heads", "3"}).find("--heads (3) must divide --d-model (100)"),
+            std::string::npos);
+  EXPECT_NE(message({"--layers", "0"}).find("--layers"), std::string::npos);
 }
 
 TEST(BenchConvergenceTextPlan, WorkerConfigsTrainOneLanguageEachWithAdamW) {

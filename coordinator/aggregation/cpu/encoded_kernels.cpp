@@ -5,6 +5,7 @@
 #include "coordinator/aggregation/vector_dispatch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define TAPESTRY_X86_F16C 1
 #endif
@@ -56,11 +57,19 @@ __attribute__((target("avx2,f16c"))) void foldFp16Avx2(float* dst, const uint8_t
 
 using Fp16Fold = void (*)(float*, const uint8_t*, size_t, float);
 
+#ifdef TAPESTRY_X86_F16C
+// CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c").
+bool cpuHasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+}
+#endif
+
 Fp16Fold pickFp16Fold() {
 #ifdef TAPESTRY_X86_F16C
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return foldFp16Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) return foldFp16Avx2;
+  if (__builtin_cpu_supports("avx2") && cpuHasF16c()) return foldFp16Avx2;
 #endif
   return foldFp16Scalar;
 }
