@@ -75,14 +75,18 @@ TextArm trainTracked(worker::Trainer& trainer, const std::string& name, uint64_t
   return arm;
 }
 
-TextArm runCentralised(const TextConvergencePlan& plan, const LanguageData& data) {
+// The union of the languages. same_steps: one worker's R x S steps of K x B
+// sequences (data-parallel); otherwise K x R x S steps of B.
+TextArm runCentralised(const TextConvergencePlan& plan, const LanguageData& data, bool same_steps) {
   std::string text;
   for (const auto& t : data.train) text += (text.empty() ? "" : "%\n") + t.text;
+  const auto k = static_cast<int64_t>(plan.workers());
   worker::TrainSettings settings = plan.train;
   settings.threads = plan.central_threads;
+  if (same_steps) settings.batch_size *= k;
   worker::Trainer trainer(plan.model, plan.init_seed, worker::Dataset::fromText(std::move(text)), settings);
-  return trainTracked(trainer, "centralised", plan.rounds, plan.local_steps * static_cast<int64_t>(plan.workers()),
-                      data.test);
+  return trainTracked(trainer, same_steps ? "data-parallel centralised" : "centralised", plan.rounds,
+                      same_steps ? plan.local_steps : plan.local_steps * k, data.test);
 }
 
 std::vector<TextArm> runAlone(const TextConvergencePlan& plan, const LanguageData& data) {
@@ -218,8 +222,15 @@ int runTextBench(const TextConvergencePlan& plan) {
   std::printf("-- centralised: %lld steps on the union of %zu languages\n",
               static_cast<long long>(steps * static_cast<int64_t>(plan.workers())), plan.workers());
   std::fflush(stdout);
-  results.centralised = runCentralised(plan, data);
+  results.centralised = runCentralised(plan, data, false);
   printArm("bpb", results.centralised, plan.languages);
+  if (plan.workers() > 1) {
+    std::printf("-- data-parallel centralised: %lld steps of %lld sequences on the union\n",
+                static_cast<long long>(steps), static_cast<long long>(plan.train.batch_size * static_cast<int64_t>(plan.workers())));
+    std::fflush(stdout);
+    results.centralised_same_steps = runCentralised(plan, data, true);
+    printArm("bpb", results.centralised_same_steps, plan.languages);
+  }
   std::printf("-- each language alone: %lld steps, %zu models in parallel\n", static_cast<long long>(steps),
               plan.workers());
   std::fflush(stdout);

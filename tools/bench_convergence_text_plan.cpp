@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <optional>
 #include <cstdlib>
 #include <sstream>
 
@@ -90,7 +91,8 @@ const char* const kBenchConvergenceTextUsage =
     "usage: tapestry bench convergence --task text [--quick|--full] [--languages en,de,...] [--rounds R]\n"
     "                                  [--local-steps S] [--variants LIST] [--max-bytes N]\n"
     "                                  [--test-limit-bytes N] [--lr X] [--d-model N] [--layers N]\n"
-    "                                  [--heads N] [--threads N] [--out DIR]\n"
+    "                                  [--heads N] [--server-lr L] [--server-momentum M] [--threads N]\n"
+    "                                  [--out DIR]\n"
     "  One worker per language of Debian's fortunes, a byte-level transformer trained with AdamW.\n"
     "  Bits per byte on every language's held-out text of the final consensus, of a model trained\n"
     "  centrally on the union of the languages and of each language trained alone; the federation's\n"
@@ -107,6 +109,8 @@ const char* const kBenchConvergenceTextUsage =
     "  --d-model N, --layers N, --heads N\n"
     "                       the transformer's width (default 64), blocks (2) and attention heads (4,\n"
     "                       a divisor of the width), for every model of the run\n"
+    "  --server-lr L        learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
+    "  --server-momentum M  momentum of every nesterov server optimizer, in [0, 1) (default 0.9)\n"
     "  --out DIR            results.md, results.json, bpb_vs_round.png (default results/convergence-text)\n";
 
 uint64_t TextConvergencePlan::evalBytes() const {
@@ -135,6 +139,7 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
   plan.train.weight_decay = kWeightDecay;
   plan.train.batch_size = kBatch;
   plan.train.threads = 1;
+  std::optional<double> server_lr, server_momentum;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quick" || flag == "--full") continue;
@@ -153,13 +158,24 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
     else if (flag == "--d-model") plan.model.d_model = static_cast<int64_t>(parseCount(flag, value, 1));
     else if (flag == "--layers") plan.model.layers = static_cast<int64_t>(parseCount(flag, value, 1));
     else if (flag == "--heads") plan.model.heads = static_cast<int64_t>(parseCount(flag, value, 1));
-    else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
+    else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
+    else if (flag == "--server-momentum") {
+      char* end = nullptr;
+      const double m = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(m >= 0 && m < 1))
+        throw UsageError("--server-momentum takes a number in [0, 1), not '" + value + "'");
+      server_momentum = m;
+    } else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--out") plan.out_dir = value;
     else if (flag == "--val-fraction") plan.val_fraction = parseFraction(flag, value);  // hidden
     else if (flag == "--fortunes") plan.fortunes_dir = value;                          // hidden
     else if (flag == "--work") plan.work_dir = value;                                  // hidden
     else if (flag == "--timeout") plan.timeout = std::chrono::seconds(parseCount(flag, value, 1));  // hidden
     else throw UsageError("unknown option " + flag);
+  }
+  for (auto& v : plan.variants) {
+    if (server_lr && v.server != "plain") v.server_lr = *server_lr;
+    if (server_momentum && v.server == "nesterov") v.momentum = *server_momentum;
   }
   if (plan.model.d_model % plan.model.heads != 0)
     throw UsageError("--heads (" + std::to_string(plan.model.heads) + ") must divide --d-model (" +

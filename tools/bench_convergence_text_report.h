@@ -36,6 +36,10 @@ struct TextConvergenceResults {
   uint64_t rounds = 0;
   int64_t local_steps = 0;
   TextArm centralised;
+  // The union again, in as many steps as one worker takes, each a batch of
+  // K x B bytes-sequences: synchronous data-parallel training over K machines
+  // with the same sample passes. Empty when not run.
+  TextArm centralised_same_steps;
   std::vector<TextArm> alone;      // alone[i] trained on languages[i] only
   std::vector<TextArm> variants;
   double seconds = 0;
@@ -49,7 +53,8 @@ struct TargetCheck {
 };
 
 // (i) for every variant that ran: consensus bpb <= (1 + tolerance) x
-// centralised bpb on every language. (ii) for every variant: on every
+// centralised bpb on every language; then, labelled "(i, same steps)", the
+// same against centralised_same_steps when it ran. (ii) for every variant: on every
 // language L the consensus beats every model trained alone on another
 // language. Lines name the worst language and its margin.
 std::vector<TargetCheck> centralisedChecks(const TextConvergenceResults& r);

@@ -32,19 +32,22 @@ TEST(BenchConvergenceTextPlan, QuickIsTheDefault) {
 
 TEST(BenchConvergenceTextPlan, OptionsOverrideThePreset) {
   auto plan = parseTextConvergencePlan({"--full", "--languages", "ru,en", "--rounds", "3", "--local-steps", "7",
-                                        "--variants", "admm", "--max-bytes", "5000", "--test-limit-bytes", "0",
+                                        "--variants", "fedavg+nesterov,admm", "--max-bytes", "5000", "--test-limit-bytes", "0",
                                         "--lr", "0.003", "--d-model", "96", "--layers", "3", "--heads", "6",
-                                        "--out", "x"});
+                                        "--server-lr", "3", "--server-momentum", "0", "--out", "x"});
   EXPECT_EQ(plan.preset, "full");
   EXPECT_EQ(plan.languages, (std::vector<std::string>{"ru", "en"}));
   EXPECT_EQ(plan.workers(), 2u);
   EXPECT_EQ(plan.rounds, 3u);
   EXPECT_EQ(plan.local_steps, 7);
-  ASSERT_EQ(plan.variants.size(), 1u);
+  ASSERT_EQ(plan.variants.size(), 2u);
   EXPECT_TRUE(plan.variants_explicit);
   EXPECT_EQ(plan.max_bytes, 5000u);
   EXPECT_EQ(plan.evalBytes(), worker::kEvalTextBytes);
   EXPECT_DOUBLE_EQ(plan.train.lr, 0.003);
+  EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 3);
+  EXPECT_DOUBLE_EQ(plan.variants[0].momentum, 0);
+  EXPECT_EQ(plan.variants[1].server, "plain") << "a plain server has no learning rate to set";
   EXPECT_EQ(plan.model.d_model, 96);
   EXPECT_EQ(plan.model.layers, 3);
   EXPECT_EQ(plan.model.heads, 6);
@@ -72,6 +75,7 @@ TEST(BenchConvergenceTextPlan, BadOptionsNameTheOption) {
   EXPECT_NE(message({"--d-model", "100", "--heads", "3"}).find("--heads (3) must divide --d-model (100)"),
             std::string::npos);
   EXPECT_NE(message({"--layers", "0"}).find("--layers"), std::string::npos);
+  EXPECT_NE(message({"--server-momentum", "1"}).find("--server-momentum takes a number in [0, 1)"), std::string::npos);
 }
 
 TEST(BenchConvergenceTextPlan, WorkerConfigsTrainOneLanguageEachWithAdamW) {
@@ -124,6 +128,26 @@ TEST(BenchConvergenceTextReport, ChecksNameTheWorstLanguage) {
   EXPECT_TRUE(alone[0].passed) << alone[0].line;
   EXPECT_FALSE(alone[1].passed) << alone[1].line;  // 4.05 on de is worse than the en-alone model's 4.0
   EXPECT_NE(alone[1].line.find("on de, 4.050 vs 4.000 of the en-alone model"), std::string::npos) << alone[1].line;
+}
+
+TEST(BenchConvergenceTextReport, TheDataParallelReferenceIsCheckedAndShownWhenItRan) {
+  auto r = twoLanguages();
+  r.centralised_same_steps = arm("data-parallel centralised", {3.4, 3.9});
+  auto central = centralisedChecks(r);
+  ASSERT_EQ(central.size(), 4u);
+  EXPECT_NE(central[1].line.find("(i) poor: FAIL"), std::string::npos) << central[1].line;
+  EXPECT_TRUE(central[3].passed) << central[3].line;  // poor: +2.9% on en, +3.8% on de
+  EXPECT_NE(central[3].line.find("(i, same steps) poor: PASS"), std::string::npos) << central[3].line;
+  EXPECT_NE(central[3].line.find("data-parallel centralised"), std::string::npos) << central[3].line;
+  EXPECT_NE(textConsensusTable(r).find("| data-parallel centralised (union, one worker's steps, K x batch) | 3.400 | "
+                                       "3.900 | 3.650 |"),
+            std::string::npos)
+      << textConsensusTable(r);
+  auto j = textResultsJson(r);
+  EXPECT_EQ(j.at("centralised_same_steps").at("final").at(1).get<double>(), 3.9);
+  EXPECT_EQ(j.at("checks").at(3).at("target"), "i-same-steps");
+  EXPECT_EQ(twoLanguages().centralised_same_steps.bpb.size(), 0u);
+  EXPECT_EQ(textResultsJson(twoLanguages()).count("centralised_same_steps"), 0u) << "not run, not reported";
 }
 
 TEST(BenchConvergenceTextReport, NanFailsAndSkippedVariantsAreNotChecked) {
