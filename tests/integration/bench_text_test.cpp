@@ -77,9 +77,10 @@ TEST(BenchText, TinyRunReportsBitsPerBytePerLanguage) {
     EXPECT_GT(bytes[2].get<double>(), bytes[1].get<double>()) << "a worker sends its parameters every round";
   }
   expectLearned(results.at("centralised"), 2, 2);
+  expectLearned(results.at("centralised_same_steps"), 2, 2);
   ASSERT_EQ(results.at("alone").size(), 2u);
   for (const auto& a : results.at("alone")) expectLearned(a, 2, 2);
-  EXPECT_EQ(results.at("checks").size(), 4u);
+  EXPECT_EQ(results.at("checks").size(), 6u) << "(i) against both centralised models and (ii), per variant";
   for (const auto& n : results.at("eval_bytes")) {
     EXPECT_GT(n.get<uint64_t>(), 0u);
     EXPECT_LE(n.get<uint64_t>(), 2048u) << "--test-limit-bytes caps the held-out text evaluated";
