@@ -193,9 +193,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   if (dual_step)
     for (auto& v : plan.variants)
       if (v.algorithm == "admm") v.dual_step = *dual_step;
-  if (server_lr)
-    for (auto& v : plan.variants)
-      if (v.server != "plain") v.server_lr = *server_lr;
+  overrideServer(plan.variants, server_lr);
   plan.overlap = overlap;
   if (steps_given) plan.local_epochs = 0;
   if (epochs_given) plan.local_steps = 0;
@@ -203,6 +201,14 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   if (plan.work_dir.empty()) plan.work_dir = plan.out_dir + "/work";
   plan.central_threads = std::max(2, plan.train.threads);
   return plan;
+}
+
+void overrideServer(std::vector<ConvergenceVariant>& variants, std::optional<double> lr,
+                    std::optional<double> momentum) {
+  for (auto& v : variants) {
+    if (lr && v.server != "plain") v.server_lr = *lr;
+    if (momentum && v.server == "nesterov") v.momentum = *momentum;
+  }
 }
 
 int64_t stepsForEpochs(double epochs, double mean_samples, int64_t batch_size) {

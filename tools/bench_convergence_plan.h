@@ -5,6 +5,7 @@
 // bench_convergence.cpp.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct ConvergenceVariant {
 
 // Every variant the bench knows, in report order.
 const std::vector<ConvergenceVariant>& convergenceVariants();
+
+// --server-lr / --server-momentum: every server optimizer but plain takes the
+// learning rate, every nesterov one the momentum.
+void overrideServer(std::vector<ConvergenceVariant>& variants, std::optional<double> lr,
+                    std::optional<double> momentum = std::nullopt);
 
 struct ConvergencePlan {
   std::string preset = "quick";

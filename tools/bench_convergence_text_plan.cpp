@@ -160,11 +160,9 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
     else if (flag == "--heads") plan.model.heads = static_cast<int64_t>(parseCount(flag, value, 1));
     else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
     else if (flag == "--server-momentum") {
-      char* end = nullptr;
-      const double m = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || !(m >= 0 && m < 1))
+      server_momentum = common::parseRealArg(flag, value);
+      if (!(*server_momentum >= 0 && *server_momentum < 1))
         throw UsageError("--server-momentum takes a number in [0, 1), not '" + value + "'");
-      server_momentum = m;
     } else if (flag == "--threads") plan.train.threads = static_cast<int>(parseCount(flag, value, 1));
     else if (flag == "--out") plan.out_dir = value;
     else if (flag == "--val-fraction") plan.val_fraction = parseFraction(flag, value);  // hidden
@@ -173,10 +171,7 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
     else if (flag == "--timeout") plan.timeout = std::chrono::seconds(parseCount(flag, value, 1));  // hidden
     else throw UsageError("unknown option " + flag);
   }
-  for (auto& v : plan.variants) {
-    if (server_lr && v.server != "plain") v.server_lr = *server_lr;
-    if (server_momentum && v.server == "nesterov") v.momentum = *server_momentum;
-  }
+  overrideServer(plan.variants, server_lr, server_momentum);
   if (plan.model.d_model % plan.model.heads != 0)
     throw UsageError("--heads (" + std::to_string(plan.model.heads) + ") must divide --d-model (" +
                      std::to_string(plan.model.d_model) + ")");

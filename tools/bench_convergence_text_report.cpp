@@ -80,8 +80,8 @@ double meanOf(const std::vector<double>& values) {
 
 namespace {
 
-void checkAgainst(const TextConvergenceResults& r, const TextArm& reference, const char* label, const char* what,
-                  std::vector<TargetCheck>& out) {
+void checkAgainst(const TextConvergenceResults& r, const TextArm& reference, const char* target, const char* label,
+                  const char* what, std::vector<TargetCheck>& out) {
   for (const auto& v : r.variants) {
     if (!ran(v)) continue;
     size_t worst = 0;
@@ -92,6 +92,7 @@ void checkAgainst(const TextConvergenceResults& r, const TextArm& reference, con
       if (excess > worst_excess) worst_excess = excess, worst = l;
     }
     TargetCheck c;
+    c.target = target;
     c.passed = worst_excess <= kTextCentralisedTolerance;
     char buf[320];
     std::snprintf(buf, sizeof buf, "%s %s: %s - consensus bpb %s within %.0f%% of %s on every language "
@@ -108,9 +109,9 @@ void checkAgainst(const TextConvergenceResults& r, const TextArm& reference, con
 
 std::vector<TargetCheck> centralisedChecks(const TextConvergenceResults& r) {
   std::vector<TargetCheck> out;
-  checkAgainst(r, r.centralised, "(i)", "centralised", out);
+  checkAgainst(r, r.centralised, "i", "(i)", "centralised", out);
   if (ran(r.centralised_same_steps))
-    checkAgainst(r, r.centralised_same_steps, "(i, same steps)", "data-parallel centralised", out);
+    checkAgainst(r, r.centralised_same_steps, "i-same-steps", "(i, same steps)", "data-parallel centralised", out);
   return out;
 }
 
@@ -119,6 +120,7 @@ std::vector<TargetCheck> aloneChecks(const TextConvergenceResults& r) {
   for (const auto& v : r.variants) {
     if (!ran(v)) continue;
     TargetCheck c;
+    c.target = "ii";
     if (r.alone.size() < 2) {
       c.passed = true;
       c.line = "(ii) " + v.name + ": n/a - one language, no model trained on another language";
@@ -206,11 +208,8 @@ nlohmann::json textResultsJson(const TextConvergenceResults& r) {
   j["variants"] = nlohmann::json::array();
   for (const auto& v : r.variants) j["variants"].push_back(arm(v));
   j["checks"] = nlohmann::json::array();
-  for (const auto& c : centralisedChecks(r))
-    j["checks"].push_back({{"target", c.line.rfind("(i, same steps)", 0) == 0 ? "i-same-steps" : "i"},
-                           {"passed", c.passed},
-                           {"line", c.line}});
-  for (const auto& c : aloneChecks(r)) j["checks"].push_back({{"target", "ii"}, {"passed", c.passed}, {"line", c.line}});
+  for (const auto& checks : {centralisedChecks(r), aloneChecks(r)})
+    for (const auto& c : checks) j["checks"].push_back({{"target", c.target}, {"passed", c.passed}, {"line", c.line}});
   return j;
 }
 

@@ -48,6 +48,7 @@ struct TextConvergenceResults {
 double meanOf(const std::vector<double>& values);
 
 struct TargetCheck {
+  std::string target;  // "i", "i-same-steps" or "ii"
   bool passed = false;
   std::string line;  // "(i) fedavg+nesterov: PASS - ..."
 };

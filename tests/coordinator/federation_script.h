@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -104,12 +103,9 @@ class FederationScript {
   // A (re)started coordinator: everything that was not durable is gone.
   void start() {
     auto state = loadFederationState(dir_);
-    if (state && durable_round_) {
-      if (state->round != *durable_round_ || !state->has_consensus)
-        return fail("restart found z_" + std::to_string(state->round) + " but z_" + std::to_string(*durable_round_) +
-                    " was durable");
-    }
-    if (!state && durable_round_) return fail("restart found no checkpoint but z_" + std::to_string(*durable_round_) + " was durable");
+    if (durable_round_ && (!state || !state->has_consensus || state->round != *durable_round_))
+      return fail("restart found " + (state ? "z_" + std::to_string(state->round) : std::string("no checkpoint")) +
+                  " but z_" + std::to_string(*durable_round_) + " was durable");
     federation_.reset();
     federation_ = std::make_unique<Federation>(config_, state ? std::move(*state) : FederationState{},
                                                makeAggregator(AggregatorDevice::kCpu, 1), now_);
