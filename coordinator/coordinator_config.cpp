@@ -14,6 +14,7 @@ const char* algorithmName(Algorithm a) {
     case Algorithm::kFedProx: return "fedprox";
     case Algorithm::kEasgd: return "easgd";
     case Algorithm::kAdmm: return "admm";
+    case Algorithm::kScaffold: return "scaffold";
   }
   return "?";
 }
@@ -27,11 +28,14 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
   else if (name == "fedprox") c.algorithm = Algorithm::kFedProx;
   else if (name == "easgd") c.algorithm = Algorithm::kEasgd;
   else if (name == "admm") c.algorithm = Algorithm::kAdmm;
-  else r.fail("name", "must be one of fedavg, fedprox, easgd, admm; got \"" + name + "\"");
-  c.rho = r.optional<double>("rho", c.algorithm == Algorithm::kFedAvg ? 0.0 : c.rho);
+  else if (name == "scaffold") c.algorithm = Algorithm::kScaffold;
+  else r.fail("name", "must be one of fedavg, fedprox, easgd, admm, scaffold; got \"" + name + "\"");
+  const bool penalty_free = c.algorithm == Algorithm::kFedAvg || c.algorithm == Algorithm::kScaffold;
+  c.rho = r.optional<double>("rho", penalty_free ? 0.0 : c.rho);
   if (c.rho < 0) r.fail("rho", "must be >= 0");
-  if (c.algorithm == Algorithm::kFedAvg && c.rho != 0) r.fail("rho", "must be 0 (or absent) for fedavg");
-  if (c.algorithm != Algorithm::kFedAvg && c.rho == 0)
+  if (penalty_free && c.rho != 0)
+    r.fail("rho", std::string("must be 0 (or absent) for ") + algorithmName(c.algorithm) + ", which has no penalty");
+  if (!penalty_free && c.rho == 0)
     r.fail("rho", std::string("must be > 0 for ") + algorithmName(c.algorithm) + "; use fedavg for no penalty");
   if (c.algorithm == Algorithm::kAdmm) {
     c.dual_step = r.optional<double>("dual_step", c.dual_step);
@@ -39,6 +43,15 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
       r.fail("dual_step", "must lie in (0, 2); 0.1 (the default) damps the dual, 1 is textbook ADMM");
   } else if (r.has("dual_step")) {
     r.fail("dual_step", std::string("applies to admm only, not ") + algorithmName(c.algorithm) + "; remove it");
+  }
+  if (c.algorithm == Algorithm::kScaffold) {
+    c.correction_scale = r.optional<double>("correction_scale", c.correction_scale);
+    if (!(c.correction_scale > 0 && c.correction_scale <= 1))
+      r.fail("correction_scale",
+             "must lie in (0, 1]; 1 (the default) is SCAFFOLD, less damps members whose corrections overshoot");
+  } else if (r.has("correction_scale")) {
+    r.fail("correction_scale",
+           std::string("applies to scaffold only, not ") + algorithmName(c.algorithm) + "; remove it");
   }
   c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
   if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");
@@ -150,6 +163,13 @@ CoordinatorConfig loadCoordinatorConfig(const std::string& path, const std::stri
   readAlgorithm(r.child("algorithm"), c);
   readRounds(r.child("rounds"), c);
   if (r.has("server_optimizer")) readServerOptimizer(r.child("server_optimizer"), c);
+  if (c.algorithm == Algorithm::kScaffold && c.server_optimizer.kind != ServerOptimizerKind::kPlain) {
+    r.child("server_optimizer")
+        .fail("name", std::string("must be plain for scaffold, not ") + serverOptimizerName(c.server_optimizer.kind) +
+                          ": its members take the mean of everyone's local move from two consecutive consensus "
+                          "vectors, which only the plain mean keeps exact (a momentum or Adam server would feed its "
+                          "own step back into every member's correction)");
+  }
   if (r.has("aggregation")) readAggregation(r.child("aggregation"), c);
   if (r.has("limits")) readLimits(r.child("limits"), c);
   r.finish();

@@ -12,7 +12,7 @@
 
 namespace tapestry::coordinator {
 
-enum class Algorithm { kFedAvg, kFedProx, kEasgd, kAdmm };
+enum class Algorithm { kFedAvg, kFedProx, kEasgd, kAdmm, kScaffold };
 
 struct CoordinatorConfig {
   std::string federation_id = "tapestry";
@@ -25,6 +25,7 @@ struct CoordinatorConfig {
   Algorithm algorithm = Algorithm::kFedProx;
   double rho = 0.01;
   double dual_step = 0.1;           // ADMM only: u <- u + dual_step (w - z)
+  double correction_scale = 1.0;    // SCAFFOLD only: share of the drift correction applied
   uint32_t local_steps = 50;
   uint64_t init_seed = 1;
 

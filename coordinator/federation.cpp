@@ -28,11 +28,32 @@ proto::Algorithm toProto(Algorithm a) {
     case Algorithm::kFedProx: return proto::ALGORITHM_FEDPROX;
     case Algorithm::kEasgd: return proto::ALGORITHM_EASGD;
     case Algorithm::kAdmm: return proto::ALGORITHM_ADMM;
+    case Algorithm::kScaffold: return proto::ALGORITHM_SCAFFOLD;
   }
   return proto::ALGORITHM_UNSPECIFIED;
 }
 
 Rejection reject(Errc e, std::string message) { return {makeError(e), std::move(message)}; }
+
+// FNV-1a 64 over the sorted "identity\0weight-bits" of a round's
+// contributions, never 0 (0 means "not an exact weighted mean").
+uint64_t contributorsDigest(std::vector<std::pair<std::string, float>> contributions) {
+  std::sort(contributions.begin(), contributions.end());
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= static_cast<const unsigned char*>(data)[i];
+      h *= 1099511628211ull;
+    }
+  };
+  for (const auto& [id, weight] : contributions) {
+    mix(id.data(), id.size() + 1);  // with its terminator, so "ab"+"c" differs from "a"+"bc"
+    uint32_t bits = 0;
+    std::memcpy(&bits, &weight, sizeof bits);
+    mix(&bits, sizeof bits);
+  }
+  return h == 0 ? 1 : h;
+}
 
 // No NaN or Inf: the largest |bits| of the vector is below the exponent
 // pattern of Inf. One pass the compiler vectorises.
@@ -123,6 +144,7 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
   welcome->set_algorithm(toProto(config_.algorithm));
   welcome->set_rho(config_.rho);
   welcome->set_dual_step(config_.dual_step);
+  welcome->set_correction_scale(config_.correction_scale);
   welcome->set_local_steps(config_.local_steps);
   welcome->set_init_seed(config_.init_seed);
   welcome->set_max_rounds(config_.rounds.max_rounds);
@@ -155,6 +177,7 @@ void Federation::depart(const std::string& id) {
                     << " chunks; the rest of its contribution is taken from the current consensus");
       // A delta push's missing chunks are zero deltas: closeRound adds z_r for its whole weight.
       // A robust rule's slot takes z_r for its missing chunks when the round closes.
+      if (p.next_chunk < chunks) round_exact_ = false;
       for (size_t c = p.next_chunk; c < chunks && !p.delta && !robust(); ++c) {
         size_t offset = c * p.header.chunk_elements();
         aggregator_->accumulate(offset, consensus_->data() + offset, common::chunkElementCount(p.header, c), p.weight);
@@ -218,6 +241,7 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
   }
+  if (push.restarted()) round_exact_ = false;
   logic_.pushStarted(id);
   pushes_[id] = std::move(p);
   return {};
@@ -262,7 +286,10 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
                                         p.header.block_elements(), stand_in);
     if (ec) ++p.next_chunk;
   }
-  if (ec) return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
+  if (ec) {
+    round_exact_ = false;
+    return reject(static_cast<Errc>(ec.value()), "chunk " + std::to_string(index) + " rejected: " + ec.message());
+  }
   round_bytes_ += size;
   if (++p.next_chunk == common::chunkCount(p.header.element_count(), p.header.chunk_elements())) finishPush(id);
   return {};
@@ -270,8 +297,12 @@ Rejection Federation::pushChunk(const std::string& id, uint8_t* bytes, size_t si
 
 void Federation::finishPush(const std::string& id) {
   auto it = pushes_.find(id);
-  if (it->second.initial) initial_ready_ = true;
-  else logic_.pushEnded(id);
+  if (it->second.initial) {
+    initial_ready_ = true;
+  } else {
+    logic_.pushEnded(id);
+    round_contributions_.emplace_back(id, it->second.weight);
+  }
   pushes_.erase(it);
 }
 
@@ -294,6 +325,7 @@ bool Federation::advance(Clock::time_point now) {
     logic_.consensusInitialised(now);
     state_.has_consensus = true;
     state_.round = 0;
+    state_.contributors_digest = 0;
     waiting_.clear();
     persist();
     LOG_INFO("initial consensus z_0 received from " << initial_provider_ << " (" << consensus_->size()
@@ -345,7 +377,14 @@ void Federation::closeRound(Clock::time_point now) {
   // Finite contributions can still overflow fp32 once weighted and summed
   // (a member sending values near 3e38, or an absurd sample count). Such an
   // update would poison every worker; it is refused and z_r kept.
-  if (!allFinite(*next) || !allFinite(state_.momentum) || !allFinite(state_.second_moment)) restoreCheckpoint(*next);
+  bool exact = round_exact_ && !robust();
+  if (!allFinite(*next) || !allFinite(state_.momentum) || !allFinite(state_.second_moment)) {
+    restoreCheckpoint(*next);
+    exact = false;
+  }
+  state_.contributors_digest = exact ? contributorsDigest(round_contributions_) : 0;
+  round_contributions_.clear();
+  round_exact_ = true;
   RoundRecord record;
   record.round = logic_.round();
   record.contributors = logic_.contributorCount();

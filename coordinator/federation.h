@@ -107,6 +107,10 @@ class Federation {
   std::set<std::string> waiting_;  // admitted, no consensus yet
   std::string initial_provider_;
   std::vector<float> initial_;
+  // This round's finished pushes (identity, weight), and whether the sum is
+  // exactly their weighted sum (no push cut off and completed from z_r).
+  std::vector<std::pair<std::string, float>> round_contributions_;
+  bool round_exact_ = true;
   bool initial_ready_ = false;
   bool defer_persistence_ = false;
   bool persist_pending_ = false;

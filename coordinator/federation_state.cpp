@@ -27,6 +27,7 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   meta["parameter_count"] = s.parameter_count;
   meta["members"] = s.members;
   meta["server_optimizer"] = s.server_optimizer;
+  meta["contributors_digest"] = s.contributors_digest;
   nlohmann::json log = nlohmann::json::array();
   size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
   for (size_t i = first; i < s.log.size(); ++i) {
@@ -63,6 +64,7 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     s.parameter_count = meta.at("parameter_count").get<uint64_t>();
     s.members = meta.at("members").get<std::vector<std::string>>();
     s.server_optimizer = meta.value("server_optimizer", "");
+    s.contributors_digest = meta.value("contributors_digest", uint64_t{0});
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),

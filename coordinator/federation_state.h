@@ -30,6 +30,8 @@ struct FederationState {
   std::vector<float> second_moment;  // adam's v; empty otherwise
   std::string server_optimizer;      // the kind its state belongs to ("plain", "nesterov", "adam")
   std::vector<std::string> members;
+  // Of z_round: see proto::ConsensusToWorker. 0 when unknown.
+  uint64_t contributors_digest = 0;
   std::vector<RoundRecord> log;  // most recent rounds, bounded
 };
 

@@ -188,6 +188,7 @@ void Session::sendConsensus() {
   auto* c = m.mutable_consensus();
   c->set_round(server_.federation().round());
   c->set_final(server_.federation().finished());
+  c->set_contributors_digest(server_.federation().state().contributors_digest);
   *c->mutable_payload() = payload->header();
   sendMessage(m);
   // Keep both the consensus and its encoding alive until the last chunk is out.

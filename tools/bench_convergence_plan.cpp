@@ -37,6 +37,7 @@ const std::vector<ConvergenceVariant> kVariants = {
     {"easgd+nesterov",    "easgd",   0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0},
     {"admm",              "admm",    0.1,  "plain",    1.0,  0.0,     0.0, 0.0,  0.0,  0.1},
     {"admm+nesterov",     "admm",    0.1,  "nesterov", 0.7,  0.9,     0.0, 0.0,  0.0,  0.1},
+    {"scaffold",          "scaffold", 0.0, "plain",    1.0,  0.0,     0.0, 0.0,  0.0},
 };
 
 // The two presets. --quick fits in under 10 minutes on two cores: 4 workers
@@ -94,11 +95,14 @@ const char* const kBenchConvergenceUsage =
     "  --full             10 workers, 50 rounds x 10 local epochs, all of Fashion-MNIST (hours)\n"
     "  --partition P      label skew: dirichlet (default, --alpha 0.5), labels (--per-worker 2 classes), iid\n"
     "  --variants LIST    comma-separated, default all: fedavg, fedavg+nesterov, fedavg+adam, fedprox,\n"
-    "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov\n"
+    "                     fedprox+nesterov, easgd, easgd+nesterov, admm, admm+nesterov, scaffold\n"
     "  --encoding E       how workers push: fp32 (default), or a bf16, fp16 or int8 delta with error feedback\n"
     "  --aggregation-rule R  the coordinator's aggregation.rule: mean (default), median or trimmed_mean\n"
     "  --rho R            proximal weight of every variant that has one (fedprox, easgd, admm)\n"
     "  --dual-step G      ADMM's dual step, u <- u + G (w - z), in (0, 2) (algorithm.dual_step)\n"
+    "  --correction-scale C\n"
+    "                     share of SCAFFOLD's drift correction applied, in (0, 1]\n"
+    "                     (algorithm.correction_scale)\n"
     "  --lr L             the workers' SGD learning rate (default 0.01)\n"
     "  --weight-decay W   L2 weight decay of every model's SGD, the baselines' included (default 0)\n"
     "  --server-lr L      learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
@@ -140,7 +144,7 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   plan.train.batch_size = 64;
   plan.train.threads = 1;
   bool steps_given = false, epochs_given = false;
-  std::optional<double> rho, server_lr, dual_step;
+  std::optional<double> rho, server_lr, dual_step, correction_scale;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quick" || flag == "--full" || flag == "--overlap" || flag == "--no-baselines") continue;
@@ -174,6 +178,10 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
       dual_step = parsePositive(flag, value);
       if (*dual_step >= 2) throw UsageError("--dual-step must lie in (0, 2), not " + value);
     }
+    else if (flag == "--correction-scale") {
+      correction_scale = parsePositive(flag, value);
+      if (*correction_scale > 1) throw UsageError("--correction-scale must lie in (0, 1], not " + value);
+    }
     else if (flag == "--lr") plan.train.lr = parsePositive(flag, value);
     else if (flag == "--weight-decay") plan.train.weight_decay = parsePositive(flag, value);
     else if (flag == "--server-lr") server_lr = parsePositive(flag, value);
@@ -189,7 +197,10 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
   if (steps_given && epochs_given) throw UsageError("give --local-steps or --local-epochs, not both");
   if (rho)
     for (auto& v : plan.variants)
-      if (v.algorithm != "fedavg") v.rho = *rho;
+      if (v.rho > 0) v.rho = *rho;
+  if (correction_scale)
+    for (auto& v : plan.variants)
+      if (v.algorithm == "scaffold") v.correction_scale = *correction_scale;
   if (dual_step)
     for (auto& v : plan.variants)
       if (v.algorithm == "admm") v.dual_step = *dual_step;
@@ -238,6 +249,7 @@ std::string describePlan(const ConvergencePlan& p) {
     out << "\n     " << v.name << ": " << v.algorithm;
     if (v.algorithm != "fedavg") out << " rho " << v.rho;
     if (v.algorithm == "admm") out << " dual step " << v.dual_step;
+    if (v.algorithm == "scaffold") out << " correction scale " << v.correction_scale;
     out << ", server " << v.server;
     if (v.server == "nesterov") out << " lr " << v.server_lr << " momentum " << v.momentum;
     if (v.server == "adam") out << " lr " << v.server_lr << " betas " << v.beta1 << "/" << v.beta2 << " eps " << v.epsilon;
@@ -252,8 +264,9 @@ nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const Convergen
   if (v.server == "adam")
     server.update({{"lr", v.server_lr}, {"beta1", v.beta1}, {"beta2", v.beta2}, {"epsilon", v.epsilon}});
   nlohmann::json algorithm = {{"name", v.algorithm}, {"local_steps", plan.local_steps}, {"init_seed", plan.init_seed}};
-  if (v.algorithm != "fedavg") algorithm["rho"] = v.rho;
+  if (v.rho > 0) algorithm["rho"] = v.rho;
   if (v.algorithm == "admm") algorithm["dual_step"] = v.dual_step;
+  if (v.algorithm == "scaffold") algorithm["correction_scale"] = v.correction_scale;
   return {{"federation_id", "bench-" + v.name},
           {"listen", {{"host", "127.0.0.1"}, {"port", 0}, {"port_file", "state/coordinator.port"}}},
           {"tls", {{"ca", pki + "/ca/ca.crt"}, {"cert", pki + "/coordinator.crt"}, {"key", pki + "/coordinator.key"}}},

@@ -29,6 +29,7 @@ struct ConvergenceVariant {
   double momentum;        // nesterov
   double beta1, beta2, epsilon;  // adam
   double dual_step = 1.0;         // admm: u <- u + dual_step (w - z)
+  double correction_scale = 1.0;  // scaffold: share of the drift correction applied
 };
 
 // Every variant the bench knows, in report order.

@@ -102,7 +102,7 @@ const char* const kBenchConvergenceTextUsage =
     "  --full               40 rounds x 100 steps, every fortune, 64 KiB evaluated, every variant\n"
     "  --languages LIST     comma-separated from en, de, es, it, pl, ru (default all)\n"
     "  --variants LIST      fedavg, fedavg+nesterov, fedavg+adam, fedprox, fedprox+nesterov, easgd,\n"
-    "                       easgd+nesterov, admm\n"
+    "                       easgd+nesterov, admm, admm+nesterov, scaffold\n"
     "  --max-bytes N        fortunes per language, training and held-out together (0: all)\n"
     "  --test-limit-bytes N evaluate on the first N held-out bytes of each language (0: 65536)\n"
     "  --lr X               AdamW learning rate (default 0.002)\n"

@@ -16,6 +16,7 @@ LocalRound beginLocalRound(proto::Algorithm algorithm, double rho, const float* 
   round.target.assign(z, z + n);
   switch (algorithm) {
     case proto::ALGORITHM_FEDAVG:
+    case proto::ALGORITHM_SCAFFOLD:
       w.assign(z, z + n);
       return round;
     case proto::ALGORITHM_FEDPROX:
@@ -40,8 +41,30 @@ LocalRound beginLocalRound(proto::Algorithm algorithm, double rho, const float* 
       return round;
     default:
       throw std::invalid_argument("unknown consensus algorithm " + std::to_string(static_cast<int>(algorithm)) +
-                                  "; this worker knows fedavg, fedprox, easgd and admm");
+                                  "; this worker knows fedavg, fedprox, easgd, admm and scaffold");
   }
+}
+
+void updateScaffold(const float* z, uint64_t digest, const std::vector<float>& sent, int64_t steps, bool follows,
+                    ScaffoldState& s, double scale) {
+  const size_t n = sent.size();
+  if (steps < 1) throw std::invalid_argument("SCAFFOLD needs at least one local step per round");
+  if (!(scale > 0 && scale <= 1))
+    throw std::invalid_argument("SCAFFOLD's correction scale must lie in (0, 1], got " + std::to_string(scale));
+  const bool known =
+      follows && digest != 0 && digest == s.digest && s.anchor.size() == n && s.correction.size() == n;
+  if (!known) {
+    s.correction.assign(n, 0.0f);
+  } else {
+    const double inv = 1.0 / double(steps);
+    for (size_t i = 0; i < n; ++i) {
+      const double own = (double(sent[i]) - s.anchor[i]) * inv - s.correction[i];
+      const double mean = (double(z[i]) - s.anchor[i]) * inv;
+      s.correction[i] = static_cast<float>(scale * (mean - own));
+    }
+  }
+  s.anchor.assign(z, z + n);
+  s.digest = digest;
 }
 
 std::vector<float> outgoingVector(proto::Algorithm algorithm, const std::vector<float>& w,

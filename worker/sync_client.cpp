@@ -280,6 +280,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     incoming_header_ = c.payload();
     incoming_round_ = c.round();
     incoming_final_ = c.final();
+    incoming_digest_ = c.contributors_digest();
     next_chunk_ = 0;
   }
 
@@ -307,6 +308,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     e.kind = ClientEvent::Kind::kConsensus;
     e.round = incoming_round_;
     e.final = incoming_final_;
+    e.contributors_digest = incoming_digest_;
     e.consensus = std::move(incoming_);
     emit(std::move(e));
   }
@@ -358,6 +360,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   proto::PayloadHeader incoming_header_;
   uint64_t incoming_round_ = 0;
   bool incoming_final_ = false;
+  uint64_t incoming_digest_ = 0;
   size_t next_chunk_ = 0;
   std::vector<uint8_t> staging_;
 

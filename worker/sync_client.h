@@ -32,6 +32,7 @@ struct ClientEvent {
   Kind kind = Kind::kClosed;
   uint64_t round = 0;
   bool final = false;
+  uint64_t contributors_digest = 0;  // kConsensus: see proto::ConsensusToWorker
   std::shared_ptr<std::vector<float>> consensus;  // kConsensus
   proto::ErrorToWorker error;                     // kError
   std::error_code closed_reason;                  // kClosed

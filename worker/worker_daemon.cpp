@@ -41,8 +41,10 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 // ", dual step G" for ADMM; a coordinator that predates the field sends 0,
 // which means the textbook step of 1.
 std::string describeDualStep(const proto::WelcomeToWorker& welcome) {
-  if (welcome.algorithm() != proto::ALGORITHM_ADMM) return "";
   std::ostringstream out;
+  if (welcome.algorithm() == proto::ALGORITHM_SCAFFOLD)
+    out << ", correction scale " << (welcome.correction_scale() > 0 ? welcome.correction_scale() : 1.0);
+  if (welcome.algorithm() != proto::ALGORITHM_ADMM) return out.str();
   out << ", dual step " << (welcome.dual_step() > 0 ? welcome.dual_step() : 1.0);
   return out.str();
 }
@@ -167,6 +169,11 @@ class WorkerDaemon::Impl {
                                            << " elements; pick a divisor such as 256");
       return false;
     }
+    if (algorithm_ == proto::ALGORITHM_SCAFFOLD && !(welcome.correction_scale() >= 0 && welcome.correction_scale() <= 1)) {
+      LOG_ERROR("the coordinator asks for a SCAFFOLD correction scale of "
+                << welcome.correction_scale() << ", outside (0, 1]; its operator must fix algorithm.correction_scale");
+      return false;
+    }
     if (algorithm_ == proto::ALGORITHM_ADMM && !(welcome.dual_step() >= 0 && welcome.dual_step() < 2)) {
       LOG_ERROR("the coordinator asks for an ADMM dual step of " << welcome.dual_step()
                                                                  << ", outside (0, 2); its operator must fix "
@@ -214,16 +221,22 @@ class WorkerDaemon::Impl {
     if (ahead_steps_ > 0) w = state_.trainer.parameters;
     else trainer_->parameters(w.data());
     const double dual_step = welcome.dual_step() > 0 ? welcome.dual_step() : 1.0;
+    const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
+    const bool scaffold = algorithm_ == proto::ALGORITHM_SCAFFOLD;
+    if (scaffold)
+      updateScaffold(z, e.contributors_digest, w, local_steps, state_.trained_round == round - 1, state_.scaffold,
+                     welcome.correction_scale() > 0 ? welcome.correction_scale() : 1.0);
     LocalRound local =
         beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0, dual_step);
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
-    const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
     const int64_t steps = local_steps - ahead;
     trainer_->setTeacher(z);
-    double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho);
+    double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho,
+                                  scaffold ? state_.scaffold.correction.data() : nullptr);
     if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();
     const bool restarted = restartIfDiverged(round, z);
+    state_.restarted = restarted;
     state_.trained_round = round;
     // Encoded before the save, so the residual this push leaves is saved with
     // it: a restart after the push has counted still owes it to the next round.
@@ -255,6 +268,7 @@ class WorkerDaemon::Impl {
     LOG_WARN("round " << round + 1 << ": local training diverged (parameters not finite); this member restarts from "
                       << "consensus z_" << round << " with a fresh optimizer state"
                       << (state_.dual.empty() ? "" : " and dual")
+                      << (state_.scaffold.correction.empty() ? "" : " and drift correction")
                       << "; if it recurs, lower train.lr or ask the operator for another rho or algorithm");
     s.parameters.assign(z, z + parameter_count_);
     std::fill(s.momentum.begin(), s.momentum.end(), 0.0f);
@@ -262,6 +276,10 @@ class WorkerDaemon::Impl {
     s.optimizer_steps = 0;
     trainer_->restore(s);
     std::fill(state_.dual.begin(), state_.dual.end(), 0.0f);
+    // SCAFFOLD's correction starts again from 0; the push says so, and the
+    // next consensus tells every member to do the same (consensus_rule.h).
+    std::fill(state_.scaffold.correction.begin(), state_.scaffold.correction.end(), 0.0f);
+    state_.scaffold.digest = 0;
     state_.residual.clear();
     return true;
   }
@@ -343,6 +361,7 @@ class WorkerDaemon::Impl {
     p.set_metric(metric);
     p.set_metric_samples(metric_samples);
     p.set_delta(out.delta);
+    p.set_restarted(state_.restarted);
     audit(*out.values, "push-round-" + std::to_string(round), out.delta);
     client.push(std::move(p), out.payload, out.values);
     pushed_round_ = round;

@@ -20,7 +20,9 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
                          {"trained_round", s.trained_round},
                          {"epoch", s.trainer.epoch},
                          {"position", s.trainer.position},
-                         {"optimizer_steps", s.trainer.optimizer_steps}};
+                         {"optimizer_steps", s.trainer.optimizer_steps},
+                         {"scaffold_digest", s.scaffold.digest},
+                         {"restarted", s.restarted}};
   common::CheckpointWriter writer;
   writer.setMetadata(meta.dump());
   writer.addSection("parameters", s.trainer.parameters.data(), s.trainer.parameters.size() * sizeof(float));
@@ -30,6 +32,9 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
   writer.addSection("dual", s.dual.data(), s.dual.size() * sizeof(float));
   writer.addSection("residual", s.residual.data(), s.residual.size() * sizeof(float));
   writer.addSection("pending_residual", s.pending_residual.data(), s.pending_residual.size() * sizeof(float));
+  writer.addSection("scaffold_anchor", s.scaffold.anchor.data(), s.scaffold.anchor.size() * sizeof(float));
+  writer.addSection("scaffold_correction", s.scaffold.correction.data(),
+                    s.scaffold.correction.size() * sizeof(float));
   writer.commit(statePath(state_dir));
 }
 
@@ -54,6 +59,15 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     if (ckpt->sections.count("dual")) s.dual = ckpt->sectionAs<float>("dual");
     if (ckpt->sections.count("residual")) s.residual = ckpt->sectionAs<float>("residual");
     if (ckpt->sections.count("pending_residual")) s.pending_residual = ckpt->sectionAs<float>("pending_residual");
+    s.scaffold.digest = meta.value("scaffold_digest", uint64_t{0});
+    s.restarted = meta.value("restarted", false);
+    if (ckpt->sections.count("scaffold_anchor")) s.scaffold.anchor = ckpt->sectionAs<float>("scaffold_anchor");
+    if (ckpt->sections.count("scaffold_correction"))
+      s.scaffold.correction = ckpt->sectionAs<float>("scaffold_correction");
+    for (const auto* v : {&s.scaffold.anchor, &s.scaffold.correction})
+      if (!v->empty() && v->size() != s.trainer.parameters.size())
+        throw std::runtime_error("its SCAFFOLD state has " + std::to_string(v->size()) + " values for " +
+                                 std::to_string(s.trainer.parameters.size()) + " parameters");
     if (!s.residual.empty() && s.residual.size() != s.trainer.parameters.size())
       throw std::runtime_error("its error-feedback residual has the wrong size");
     if (!s.pending_residual.empty() && s.pending_residual.size() != s.trainer.parameters.size())

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/consensus_rule.h"
 #include "worker/ml/trainer.h"
 
 namespace tapestry::worker {
@@ -18,10 +19,14 @@ struct WorkerState {
   int64_t trained_round = -1;  // parameters are the result of training on z_trained_round
   TrainerState trainer;
   std::vector<float> dual;      // ADMM's scaled dual u (empty for other algorithms); never sent
+  ScaffoldState scaffold;       // SCAFFOLD's anchor and correction (empty for other algorithms); never sent
   std::vector<float> residual;  // error feedback owed to the next compressed push (empty: none)
   // The error feedback the push of trained_round leaves, saved with it: it
   // becomes `residual` at the next round, also after a restart in between.
   std::vector<float> pending_residual;
+  // Training of trained_round diverged and restarted from the consensus;
+  // its push says so (proto::PushFromWorker.restarted), also when resent.
+  bool restarted = false;
 };
 
 void saveWorkerState(const WorkerState& state, const std::string& state_dir);

@@ -40,13 +40,15 @@ std::vector<double> federationOptimum() {
   return w;
 }
 
-// Local training: gradient descent on f_k(w) + rho/2 |w - target|^2.
-void trainLocally(const Member& m, std::vector<float>& w, const worker::LocalRound& local, int steps, double lr) {
+// Local training: gradient descent on f_k(w) + rho/2 |w - target|^2, then
+// `shift` (SCAFFOLD's correction; empty for none) added after every step.
+void trainLocally(const Member& m, std::vector<float>& w, const worker::LocalRound& local, int steps, double lr,
+                  const std::vector<float>& shift = {}) {
   for (int s = 0; s < steps; ++s) {
     for (size_t j = 0; j < w.size(); ++j) {
       double g = m.a[j] * (w[j] - m.c[j]);
       if (local.rho > 0) g += local.rho * (w[j] - local.target[j]);
-      w[j] = static_cast<float>(w[j] - lr * g);
+      w[j] = static_cast<float>(w[j] - lr * g + (shift.empty() ? 0.0 : shift[j]));
     }
   }
 }
@@ -61,13 +63,19 @@ Outcome federate(proto::Algorithm algorithm, double rho, int rounds, int local_s
   std::vector<float> z = {0.0f, 0.0f, 0.0f};
   std::vector<std::vector<float>> w(kMembers.size(), z), dual(kMembers.size());
   std::vector<bool> trained(kMembers.size(), false);
+  std::vector<worker::ScaffoldState> scaffold(kMembers.size());
   coordinator::ServerOptimizerSettings plain;
   for (int r = 0; r < rounds; ++r) {
     aggregator->reset(z.size());
     double total = 0;
     for (size_t k = 0; k < kMembers.size(); ++k) {
+      const bool uses_scaffold = algorithm == proto::ALGORITHM_SCAFFOLD;
+      // The coordinator's contributors digest: 0 for z_0, then the same two members every round.
+      const uint64_t digest = r == 0 ? 0 : 7;
+      if (uses_scaffold) worker::updateScaffold(z.data(), digest, w[k], local_steps, trained[k], scaffold[k]);
       auto local = worker::beginLocalRound(algorithm, rho, z.data(), w[k], dual[k], trained[k], dual_step);
-      trainLocally(kMembers[k], w[k], local, local_steps, 0.05);
+      trainLocally(kMembers[k], w[k], local, local_steps, 0.05,
+                   uses_scaffold ? scaffold[k].correction : std::vector<float>{});
       trained[k] = true;
       auto sent = worker::outgoingVector(algorithm, w[k], dual[k]);
       aggregator->accumulate(0, sent.data(), sent.size(), static_cast<float>(kMembers[k].samples));
@@ -123,6 +131,80 @@ TEST(UpdateRules, FedProxPenaltyShrinksButDoesNotRemoveTheDrift) {
   Outcome fedprox = federate(proto::ALGORITHM_FEDPROX, 1.0, 200, 200);
   EXPECT_LT(fedprox.distance, fedavg.distance);
   EXPECT_GT(fedprox.distance, 1e-3);
+}
+
+TEST(UpdateRules, ScaffoldReachesTheExactConsensusOptimumWhereFedAvgDrifts) {
+  // The same 200 local steps per round that leave FedAvg far off: the
+  // corrections cancel each member's pull towards its own optimum.
+  Outcome scaffold = federate(proto::ALGORITHM_SCAFFOLD, 0.0, 300, 200);
+  EXPECT_LT(scaffold.distance, 1e-4) << "SCAFFOLD's fixed point minimises sum_k n_k f_k";
+  Outcome fedavg = federate(proto::ALGORITHM_FEDAVG, 0.0, 300, 200);
+  EXPECT_GT(fedavg.distance, 0.1);
+}
+
+TEST(UpdateRules, ScaffoldCorrectionMatchesAHandComputedRound) {
+  // Round r-1 started from anchor (0, 1) with correction (0.1, -0.1) and 4
+  // steps, and this member sent (0.8, 1.4); the consensus became (0.4, 1.2).
+  worker::ScaffoldState s{{0.0f, 1.0f}, {0.1f, -0.1f}, 5};
+  const std::vector<float> sent = {0.8f, 1.4f};
+  const float z[] = {0.4f, 1.2f};
+  worker::updateScaffold(z, 5, sent, 4, true, s);
+  // own = (sent - anchor)/4 - c = (0.2 - 0.1, 0.1 + 0.1); mean = (z - anchor)/4 = (0.1, 0.05)
+  EXPECT_NEAR(s.correction[0], 0.1 - 0.1, 1e-6);
+  EXPECT_NEAR(s.correction[1], 0.05 - 0.2, 1e-6);
+  EXPECT_EQ(s.anchor, (std::vector<float>{0.4f, 1.2f}));
+  EXPECT_EQ(s.digest, 5u);
+  // A member that did not train the round before starts again from zero.
+  worker::updateScaffold(z, 5, sent, 4, false, s);
+  EXPECT_EQ(s.correction, (std::vector<float>{0.0f, 0.0f}));
+  EXPECT_THROW(worker::updateScaffold(z, 5, sent, 0, true, s), std::invalid_argument);
+  for (double bad : {0.0, 1.5}) EXPECT_THROW(worker::updateScaffold(z, 5, sent, 4, true, s, bad), std::invalid_argument);
+}
+
+TEST(UpdateRules, ScaffoldCorrectionScaleDampsTheCorrection) {
+  worker::ScaffoldState s{{0.0f, 1.0f}, {0.1f, -0.1f}, 5};
+  const std::vector<float> sent = {0.8f, 1.4f};
+  const float z[] = {0.4f, 1.2f};
+  worker::updateScaffold(z, 5, sent, 4, true, s, 0.5);
+  EXPECT_NEAR(s.correction[0], 0.5 * (0.1 - 0.1), 1e-6);
+  EXPECT_NEAR(s.correction[1], 0.5 * (0.05 - 0.2), 1e-6);
+}
+
+TEST(UpdateRules, ScaffoldStartsAgainFromZeroWhenTheContributorsChange) {
+  // Another set of members made z_r (or z_r is not their exact mean: digest
+  // 0): every member drops its correction, so they sum to zero again.
+  const std::vector<float> sent = {0.8f, 1.4f};
+  const float z[] = {0.4f, 1.2f};
+  for (uint64_t digest : {uint64_t{6}, uint64_t{0}}) {
+    worker::ScaffoldState s{{0.0f, 1.0f}, {0.1f, -0.1f}, 5};
+    worker::updateScaffold(z, digest, sent, 4, true, s);
+    EXPECT_EQ(s.correction, (std::vector<float>{0.0f, 0.0f})) << "digest " << digest;
+    EXPECT_EQ(s.digest, digest);
+  }
+}
+
+TEST(UpdateRules, ScaffoldCorrectionsOfAllMembersAverageToZero) {
+  // With the plain server z_r is the weighted mean of what was sent, so the
+  // corrections change no member's weight in the consensus.
+  const std::vector<float> anchor = {0.5f, -1.0f};
+  const std::vector<std::vector<float>> sent = {{1.0f, -0.5f}, {0.2f, -2.0f}, {0.9f, 0.3f}};
+  const std::vector<std::vector<float>> before = {{0.03f, 0.02f}, {-0.02f, 0.01f}, {0.03f, -0.05f}};
+  const std::vector<float> n = {100, 300, 100};
+  // The corrections of round r-1 averaged to zero too (weights 1:3:1).
+  std::vector<float> z(2, 0.0f);
+  for (size_t j = 0; j < 2; ++j) {
+    double num = 0;
+    for (size_t k = 0; k < 3; ++k) num += n[k] * sent[k][j];
+    z[j] = static_cast<float>(num / 500.0);
+  }
+  std::vector<double> weighted(2, 0.0);
+  for (size_t k = 0; k < 3; ++k) {
+    worker::ScaffoldState s{anchor, before[k], 9};
+    worker::updateScaffold(z.data(), 9, sent[k], 5, true, s);
+    for (size_t j = 0; j < 2; ++j) weighted[j] += n[k] * s.correction[j];
+  }
+  EXPECT_NEAR(weighted[0] / 500.0, 0.0, 1e-6);
+  EXPECT_NEAR(weighted[1] / 500.0, 0.0, 1e-6);
 }
 
 TEST(UpdateRules, FirstAdmmRoundMatchesAHandComputedStep) {

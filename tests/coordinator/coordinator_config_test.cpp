@@ -208,6 +208,33 @@ TEST_F(CoordinatorConfigTest, AdmmAndServerAdam) {
   EXPECT_FLOAT_EQ(c.server_optimizer.epsilon, 1e-4f);
 }
 
+TEST_F(CoordinatorConfigTest, ScaffoldTakesNoPenaltyAndOnlyThePlainServer) {
+  json j = minimal();
+  j["algorithm"] = {{"name", "scaffold"}};
+  CoordinatorConfig c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.algorithm, Algorithm::kScaffold);
+  EXPECT_STREQ(algorithmName(c.algorithm), "scaffold");
+  EXPECT_DOUBLE_EQ(c.rho, 0.0);
+  j["server_optimizer"] = {{"name", "plain"}};
+  EXPECT_EQ(loadCoordinatorConfig(write(j)).algorithm, Algorithm::kScaffold);
+  for (const char* server : {"nesterov", "adam"}) {
+    j["server_optimizer"] = {{"name", server}};
+    expectFieldError(j, "server_optimizer.name");
+  }
+  j.erase("server_optimizer");
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).correction_scale, 1.0);
+  j["algorithm"]["correction_scale"] = 0.5;
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).correction_scale, 0.5);
+  for (double bad : {0.0, -0.5, 1.5}) {
+    j["algorithm"]["correction_scale"] = bad;
+    expectFieldError(j, "algorithm.correction_scale");
+  }
+  j["algorithm"] = {{"name", "fedavg"}, {"correction_scale", 0.5}};
+  expectFieldError(j, "algorithm.correction_scale");
+  j["algorithm"] = {{"name", "scaffold"}, {"rho", 0.1}};
+  expectFieldError(j, "algorithm.rho");
+}
+
 TEST_F(CoordinatorConfigTest, RobustAggregationRules) {
   json j = minimal();
   EXPECT_EQ(loadCoordinatorConfig(write(j)).rule, AggregationRule::kMean);
@@ -247,8 +274,8 @@ TEST_F(CoordinatorConfigTest, AdmmAndAdamMistakesNameTheField) {
   j["algorithm"] = {{"name", "admm"}, {"rho", 0.1}, {"dual_step", 0.3}};
   EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).dual_step, 0.3);
   j = minimal();
-  j["algorithm"] = {{"name", "scaffold"}};
-  EXPECT_NE(errorFor(j).find("admm"), std::string::npos) << "the message lists the algorithms";
+  j["algorithm"] = {{"name", "fednova"}};
+  EXPECT_NE(errorFor(j).find("admm, scaffold"), std::string::npos) << "the message lists the algorithms";
   j = minimal();
   j["server_optimizer"] = {{"name", "adam"}, {"beta1", 1.0}};
   expectFieldError(j, "server_optimizer.beta1");

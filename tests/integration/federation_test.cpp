@@ -44,6 +44,13 @@ void runToTheEnd(FederationHarness& h, size_t workers_count) {
   expectExit(coordinator, 0, h, "coordinator");
 }
 
+// Waits for two rounds to close, then kills `worker` and waits for it to go.
+void killAfterTwoRounds(const FederationHarness& h, tools::ChildProcess& worker) {
+  ASSERT_TRUE(h.waitForRounds(2, seconds(120))) << h.log("coordinator");
+  worker.signal(SIGKILL);
+  ASSERT_TRUE(worker.wait(seconds(10)).has_value());
+}
+
 std::vector<nlohmann::json> jsonLines(const std::string& file) {
   std::vector<nlohmann::json> out;
   std::ifstream in(file);
@@ -223,9 +230,7 @@ TEST(Federation, CompressedPushesKeepTheirErrorFeedbackAcrossAWorkerRestart) {
   auto coordinator = h.startCoordinator();
   std::vector<tools::ChildProcess> workers;
   for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
-  ASSERT_TRUE(h.waitForRounds(2, seconds(120))) << h.log("coordinator");
-  workers[1].signal(SIGKILL);
-  ASSERT_TRUE(workers[1].wait(seconds(10)).has_value());
+  ASSERT_NO_FATAL_FAILURE(killAfterTwoRounds(h, workers[1]));
   auto saved = worker::loadWorkerState(h.path("state/" + h.workerName(1)));
   ASSERT_TRUE(saved.has_value());
   ASSERT_EQ(saved->pending_residual.size(), saved->trainer.parameters.size())
@@ -319,12 +324,60 @@ TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
   auto state = coordinator::loadFederationStateFile(h.checkpoint());
   ASSERT_TRUE(state.has_value());
   EXPECT_TRUE(allFinite(state->consensus));
+  EXPECT_EQ(state->contributors_digest, 0u) << "pushes of restarted members are announced to everyone";
   for (size_t k = 0; k < o.workers; ++k) {
     EXPECT_NE(h.log(h.workerName(k)).find("local training diverged"), std::string::npos) << h.log(h.workerName(k));
     const auto lines = jsonLines(h.path("state/" + h.workerName(k) + "/rounds.jsonl"));
     ASSERT_EQ(lines.size(), o.max_rounds);
     EXPECT_TRUE(lines[0].value("restarted_from_consensus", false));
   }
+}
+
+// SCAFFOLD's corrections live only at the members and must survive a crash:
+// worker-1 is killed between rounds and resumes from its saved state. With
+// the plain server and every member in every round, the members'
+// corrections average (sample-weighted, 1:2:3 here) to zero and each member's
+// anchor is the consensus it last trained from; a correction lost or
+// recomputed from the wrong round would break the first.
+TEST(Federation, ScaffoldCorrectionsSurviveAWorkerRestartAndAverageToZero) {
+  FederationOptions o;
+  o.algorithm = "scaffold";
+  o.max_rounds = 5;
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  ASSERT_NO_FATAL_FAILURE(killAfterTwoRounds(h, workers[1]));
+  workers[1] = h.startWorker(1);
+  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+  EXPECT_NE(h.log(h.workerName(1)).find("resuming from saved state"), std::string::npos);
+  EXPECT_NE(h.log(h.workerName(0)).find("scaffold"), std::string::npos) << h.log(h.workerName(0));
+  auto rounds = h.rounds();
+  ASSERT_EQ(rounds.size(), o.max_rounds);
+  for (const auto& r : rounds) EXPECT_EQ(r.at("contributors").get<size_t>(), o.workers);
+
+  const uint64_t last = o.max_rounds - 1;  // the round every member last trained
+  const auto z_last = section(h.path("audit/" + h.workerName(0) + "/received-round-" + std::to_string(last) + ".ckpt"),
+                              "vector");
+  std::vector<double> weighted(z_last.size(), 0.0);
+  double largest = 0;
+  for (size_t k = 0; k < o.workers; ++k) {
+    auto state = worker::loadWorkerState(h.path("state/" + h.workerName(k)));
+    ASSERT_TRUE(state.has_value());
+    EXPECT_EQ(state->trained_round, static_cast<int64_t>(last));
+    EXPECT_EQ(state->scaffold.anchor, z_last) << h.workerName(k);
+    ASSERT_EQ(state->scaffold.correction.size(), z_last.size()) << h.workerName(k);
+    for (size_t i = 0; i < z_last.size(); ++i) {
+      weighted[i] += double(k + 1) * state->scaffold.correction[i];
+      largest = std::max(largest, double(std::abs(state->scaffold.correction[i])));
+    }
+    EXPECT_TRUE(state->dual.empty()) << "SCAFFOLD keeps no ADMM dual";
+  }
+  EXPECT_GT(largest, 1e-5) << "members whose data differ need corrections";
+  double worst = 0;
+  for (double w : weighted) worst = std::max(worst, std::abs(w / 6.0));
+  EXPECT_LT(worst, 1e-3 * largest) << "the corrections of all members must average to zero";
 }
 
 }  // namespace

@@ -214,6 +214,21 @@ TEST(Trainer, ZeroRhoOrNoConsensusIsPlainTraining) {
   EXPECT_TRUE(bitIdentical(paramsOf(a), paramsOf(b)));
 }
 
+TEST(Trainer, ShiftIsAddedAfterEveryStep) {
+  // SCAFFOLD's correction: with a learning rate too small to move anything,
+  // five steps move the parameters by five shifts.
+  TrainSettings settings;
+  settings.lr = 1e-9;
+  Trainer trainer(mlpSpec(16), 3, bandDataset(100, 8), settings);
+  const std::vector<float> start = paramsOf(trainer);
+  const std::vector<float> shift = randomVector(trainer.parameterCount(), 12, 0.01f);
+  trainer.train(5, nullptr, 0.0, shift.data());
+  const std::vector<float> after = paramsOf(trainer);
+  float worst = 0;
+  for (size_t i = 0; i < after.size(); ++i) worst = std::max(worst, std::abs(after[i] - (start[i] + 5 * shift[i])));
+  EXPECT_LT(worst, 1e-5f);
+}
+
 TEST(Trainer, TheTrainingThreadFlushesDenormalsToZero) {
   // Weights and optimizer moments that decay into the denormal range cost
   // 10-100x per operation on x86; a training thread must not pay that.

@@ -49,6 +49,10 @@ WorkerState sampleState() {
   s.trainer.optimizer_steps = (uint64_t{1} << 53) + 3;
   s.residual = awkwardFloats(10000, 12);
   s.pending_residual = awkwardFloats(10000, 13);
+  s.scaffold.anchor = awkwardFloats(10000, 14);
+  s.scaffold.correction = awkwardFloats(10000, 15);
+  s.scaffold.digest = 0xfedcba9876543210ull;
+  s.restarted = true;
   return s;
 }
 
@@ -87,6 +91,12 @@ TEST_F(WorkerStateTest, RoundTripIsBitIdentical) {
   EXPECT_TRUE(sameBits(loaded->residual, saved.residual)) << "the error feedback owed to this round's push";
   EXPECT_TRUE(sameBits(loaded->pending_residual, saved.pending_residual))
       << "the error feedback the saved round's push leaves: owed to the next round even after a restart";
+  EXPECT_TRUE(sameBits(loaded->scaffold.anchor, saved.scaffold.anchor))
+      << "SCAFFOLD's anchor: the consensus the saved round trained from";
+  EXPECT_TRUE(sameBits(loaded->scaffold.correction, saved.scaffold.correction))
+      << "SCAFFOLD's correction: what the saved round added per step, needed for the next one";
+  EXPECT_EQ(loaded->scaffold.digest, saved.scaffold.digest);
+  EXPECT_TRUE(loaded->restarted) << "a resent push must still say that its member restarted";
 }
 
 TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
@@ -99,6 +109,7 @@ TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
   second.dual.clear();
   second.residual.clear();
   second.pending_residual.clear();
+  second.scaffold = {};
   second.trainer.epoch = 0;
   second.trainer.position = 0;
   saveWorkerState(second, dir_ / "state");
@@ -163,6 +174,13 @@ TEST_F(WorkerStateTest, MetadataWithoutAFieldIsReportedWithThePath) {
   writer.setMetadata(R"({"kind": "tapestry-worker", "federation_id": "f"})");
   writer.commit(statePath(dir_));
   expectDamaged("metadata without a fingerprint");
+}
+
+TEST_F(WorkerStateTest, ScaffoldStateOfTheWrongSizeIsReportedWithThePath) {
+  WorkerState s = sampleState();
+  s.scaffold.correction.resize(17);
+  saveWorkerState(s, dir_ / "state");
+  expectDamaged("a SCAFFOLD correction of the wrong size");
 }
 
 }  // namespace

@@ -244,7 +244,7 @@ void Trainer::setParameters(const float* src) {
   std::memcpy(impl_->flat.weights.data_ptr<float>(), src, parameterCount() * sizeof(float));
 }
 
-double Trainer::train(int64_t steps, const float* consensus, double rho) {
+double Trainer::train(int64_t steps, const float* consensus, double rho, const float* shift) {
   Impl& m = *impl_;
   if (steps < 0) throw std::invalid_argument("train: steps must be >= 0, got " + std::to_string(steps));
   if (!(rho >= 0) || !std::isfinite(rho)) {
@@ -274,6 +274,10 @@ double Trainer::train(int64_t steps, const float* consensus, double rho) {
     loss_sum += loss;
     if (z.defined()) addProximalGradient(m.flat.grads, m.flat.weights, z, rho);
     m.optimizerStep();
+    if (shift != nullptr) {
+      float* w = m.flat.weights.data_ptr<float>();
+      for (int64_t i = 0, n = m.count(); i < n; ++i) w[i] += shift[i];
+    }
     m.position += taken;
     if (m.position >= epoch_length) {
       m.position = 0;

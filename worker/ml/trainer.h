@@ -84,7 +84,9 @@ class Trainer {
   // text if shorter) at offsets drawn from (data_seed, epoch, position); the
   // loss is next-byte cross-entropy. The cursor carries across calls. Returns
   // the mean training loss over the steps. (ADMM: pass z - u as the consensus.)
-  double train(int64_t steps, const float* consensus, double rho);
+  // `shift` (parameterCount() floats, or null) is added to the parameters
+  // after every step: SCAFFOLD's drift correction.
+  double train(int64_t steps, const float* consensus, double rho, const float* shift = nullptr);
 
   // The teacher of not-true distillation (settings.distill > 0): a copy of
   // `params` (parameterCount() floats) kept until the next call. Without one,
