@@ -109,7 +109,7 @@ std::string Federation::roundJson(const RoundRecord& r) const {
   std::ostringstream line;
   line << "{\"round\":" << r.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
        << ",\"contributors\":" << r.contributors << ",\"bytes_received\":" << r.bytes_received
-       << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << "}";
+       << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << ",\"restarted\":" << r.restarted << "}";
   return line.str();
 }
 
@@ -241,7 +241,10 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
   }
-  if (push.restarted()) round_exact_ = false;
+  if (push.restarted()) {
+    round_exact_ = false;
+    round_restarted_.push_back(id);
+  }
   logic_.pushStarted(id);
   pushes_[id] = std::move(p);
   return {};
@@ -392,6 +395,9 @@ void Federation::closeRound(Clock::time_point now) {
   record.seconds = std::chrono::duration<double>(now - logic_.openedAt()).count();
   record.metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
   record.metric_samples = metric_samples_;
+  record.restarted = round_restarted_.size();
+  reportRestarts(record);
+  round_restarted_.clear();
   state_.log.push_back(record);
   if (state_.log.size() > kMaxRoundLog) state_.log.erase(state_.log.begin());
   logic_.roundClosed(now);
@@ -416,6 +422,27 @@ void Federation::closeRound(Clock::time_point now) {
                     << metric.str());
   unlogged_round_ = roundJson(record);
   if (!persist_pending_) appendRoundLog();
+}
+
+// Members whose local training diverged pushed z_r back unchanged. A few
+// are their own business; all of them mean the federation has stopped
+// moving, and only the operator can change that.
+void Federation::reportRestarts(const RoundRecord& record) const {
+  if (record.restarted == 0) return;
+  std::string names;
+  for (size_t i = 0; i < round_restarted_.size() && i < 8; ++i) names += (i ? ", " : "") + round_restarted_[i];
+  if (round_restarted_.size() > 8) names += ", ...";
+  if (record.restarted < record.contributors) {
+    LOG_WARN("round " << record.round + 1 << ": " << record.restarted << " of " << record.contributors
+                      << " contributors restarted from z_" << record.round << " because their training diverged ("
+                      << names << ")");
+    return;
+  }
+  LOG_ERROR("round " << record.round + 1 << ": the training of every contributor (" << names
+                     << ") diverged from z_" << record.round << ", so z_" << record.round + 1
+                     << " is the same consensus and the federation is not moving. Ask the members to lower "
+                        "train.lr, or change the algorithm (for scaffold, a smaller algorithm.correction_scale); if "
+                        "the consensus itself is broken, start the federation again in a fresh state_dir");
 }
 
 // The checkpoint on disk is z_r with its optimizer state: closeRound runs

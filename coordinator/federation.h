@@ -90,6 +90,7 @@ class Federation {
   bool robust() const { return config_.rule != AggregationRule::kMean; }
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
+  void reportRestarts(const RoundRecord& record) const;
   void restoreCheckpoint(std::vector<float>& consensus);
   void prepareOptimizerState(bool fresh);
   void persist();
@@ -111,6 +112,7 @@ class Federation {
   // exactly their weighted sum (no push cut off and completed from z_r).
   std::vector<std::pair<std::string, float>> round_contributions_;
   bool round_exact_ = true;
+  std::vector<std::string> round_restarted_;  // members whose push says their training diverged
   bool initial_ready_ = false;
   bool defer_persistence_ = false;
   bool persist_pending_ = false;

@@ -37,7 +37,8 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
                    {"bytes_received", r.bytes_received},
                    {"seconds", r.seconds},
                    {"metric", r.metric},
-                   {"metric_samples", r.metric_samples}});
+                   {"metric_samples", r.metric_samples},
+                   {"restarted", r.restarted}});
   }
   meta["log"] = log;
   common::CheckpointWriter writer;
@@ -68,7 +69,8 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
-                       r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>()});
+                       r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>(),
+                       r.value("restarted", size_t{0})});
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("checkpoint '" + path + "' has unreadable metadata: " + e.what());

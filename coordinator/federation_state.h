@@ -16,6 +16,7 @@ struct RoundRecord {
   double seconds = 0;
   double metric = -1;  // sample-weighted validation accuracy of z_round; -1 if none
   uint64_t metric_samples = 0;
+  size_t restarted = 0;  // contributors whose training diverged and restarted from z_round
 };
 
 struct FederationState {

@@ -61,6 +61,7 @@ TEST_F(ContributorsDigestTest, AMemberThatRestartedFromTheConsensusGivesZero) {
   for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(*f, "b", payload, c));
   ASSERT_TRUE(f->advance(t0_ + std::chrono::seconds(60)));
   EXPECT_EQ(f->state().contributors_digest, 0u) << "b's correction is gone, so everyone's must go";
+  EXPECT_EQ(f->state().log.back().restarted, 1u) << "the round record counts the restarted member";
   EXPECT_EQ(round(*f, {{"a", 100}, {"b", 300}}, 30), both);
 }
 

@@ -325,6 +325,9 @@ TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
   ASSERT_TRUE(state.has_value());
   EXPECT_TRUE(allFinite(state->consensus));
   EXPECT_EQ(state->contributors_digest, 0u) << "pushes of restarted members are announced to everyone";
+  EXPECT_EQ(rounds.back().value("restarted", 0u), o.workers);
+  EXPECT_NE(h.log("coordinator").find("the training of every contributor"), std::string::npos)
+      << "the operator must learn that the federation is not moving:\n" << h.log("coordinator");
   for (size_t k = 0; k < o.workers; ++k) {
     EXPECT_NE(h.log(h.workerName(k)).find("local training diverged"), std::string::npos) << h.log(h.workerName(k));
     const auto lines = jsonLines(h.path("state/" + h.workerName(k) + "/rounds.jsonl"));
