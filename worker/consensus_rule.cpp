@@ -41,7 +41,7 @@ LocalRound beginLocalRound(proto::Algorithm algorithm, double rho, const float* 
       return round;
     default:
       throw std::invalid_argument("unknown consensus algorithm " + std::to_string(static_cast<int>(algorithm)) +
-                                  "; this worker knows fedavg, fedprox, easgd, admm and scaffold");
+                                  "; this worker knows fedavg, fedprox, easgd, admm and scaffold: run the coordinator's Tapestry release here");
   }
 }
 

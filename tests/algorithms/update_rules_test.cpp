@@ -142,6 +142,44 @@ TEST(UpdateRules, ScaffoldReachesTheExactConsensusOptimumWhereFedAvgDrifts) {
   EXPECT_GT(fedavg.distance, 0.1);
 }
 
+// SCAFFOLD with a member that leaves after 100 rounds: with a new digest
+// from then on, every member drops its correction once and the two that
+// stay converge to their own optimum. Had the digest stayed the same, the
+// correction the third member took with it would push the consensus a
+// little further every round.
+double scaffoldAfterADeparture(bool digest_changes) {
+  std::vector<Member> members = kMembers;
+  members.push_back({{2.0, 2.0, 1.0}, {3.0, 0.0, -2.0}, 200});
+  auto aggregator = coordinator::makeAggregator(coordinator::AggregatorDevice::kCpu, 1);
+  std::vector<float> z = {0.0f, 0.0f, 0.0f};
+  std::vector<std::vector<float>> w(members.size(), z), dual(members.size());
+  std::vector<worker::ScaffoldState> scaffold(members.size());
+  coordinator::ServerOptimizerSettings plain;
+  for (int r = 0; r < 400; ++r) {
+    const size_t active = r < 100 ? 3 : 2;
+    const uint64_t digest = r == 0 ? 0 : (active == 3 || !digest_changes ? 7 : 8);
+    aggregator->reset(z.size());
+    double total = 0;
+    for (size_t k = 0; k < active; ++k) {
+      worker::updateScaffold(z.data(), digest, w[k], 50, r > 0, scaffold[k]);
+      auto local = worker::beginLocalRound(proto::ALGORITHM_SCAFFOLD, 0.0, z.data(), w[k], dual[k], r > 0);
+      trainLocally(members[k], w[k], local, 50, 0.05, scaffold[k].correction);
+      aggregator->accumulate(0, w[k].data(), w[k].size(), static_cast<float>(members[k].samples));
+      total += members[k].samples;
+    }
+    aggregator->finalize(total, plain, z.data(), nullptr);
+  }
+  auto best = federationOptimum();  // of kMembers, the two that stay
+  double distance = 0;
+  for (size_t j = 0; j < z.size(); ++j) distance = std::max(distance, std::abs(z[j] - best[j]));
+  return distance;
+}
+
+TEST(UpdateRules, ScaffoldRecoversFromADepartureThroughTheDigest) {
+  EXPECT_LT(scaffoldAfterADeparture(true), 1e-4);
+  EXPECT_GT(scaffoldAfterADeparture(false), 0.1) << "the departed member's correction would stay in the sum";
+}
+
 TEST(UpdateRules, ScaffoldCorrectionMatchesAHandComputedRound) {
   // Round r-1 started from anchor (0, 1) with correction (0.1, -0.1) and 4
   // steps, and this member sent (0.8, 1.4); the consensus became (0.4, 1.2).
@@ -244,6 +282,17 @@ TEST(UpdateRules, FedAvgAndFedProxRestartFromTheConsensus) {
   EXPECT_EQ(w, (std::vector<float>{1.0f, 2.0f}));
   EXPECT_EQ(easgd.rho, 0.5);
   EXPECT_TRUE(u.empty()) << "only ADMM keeps a dual";
+}
+
+TEST(UpdateRules, AnAlgorithmFromANewerCoordinatorIsRefusedWithAnUpgradeHint) {
+  std::vector<float> w = {1.0f}, u;
+  const float z[] = {0.0f};
+  try {
+    worker::beginLocalRound(static_cast<proto::Algorithm>(42), 0.0, z, w, u, true);
+    ADD_FAILURE() << "accepted algorithm 42";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("release"), std::string::npos) << e.what();
+  }
 }
 
 TEST(UpdateRules, AdmmRejectsADualOfTheWrongSize) {
