@@ -38,14 +38,18 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// ", dual step G" for ADMM; a coordinator that predates the field sends 0,
-// which means the textbook step of 1.
-std::string describeDualStep(const proto::WelcomeToWorker& welcome) {
+// A coordinator that predates these fields sends 0, which means the
+// textbook ADMM step and SCAFFOLD's whole correction: 1.
+double dualStep(const proto::WelcomeToWorker& welcome) { return welcome.dual_step() > 0 ? welcome.dual_step() : 1.0; }
+double correctionScale(const proto::WelcomeToWorker& welcome) {
+  return welcome.correction_scale() > 0 ? welcome.correction_scale() : 1.0;
+}
+
+// ", dual step G" for ADMM, ", correction scale C" for SCAFFOLD.
+std::string describeRuleSettings(const proto::WelcomeToWorker& welcome) {
   std::ostringstream out;
-  if (welcome.algorithm() == proto::ALGORITHM_SCAFFOLD)
-    out << ", correction scale " << (welcome.correction_scale() > 0 ? welcome.correction_scale() : 1.0);
-  if (welcome.algorithm() != proto::ALGORITHM_ADMM) return out.str();
-  out << ", dual step " << (welcome.dual_step() > 0 ? welcome.dual_step() : 1.0);
+  if (welcome.algorithm() == proto::ALGORITHM_ADMM) out << ", dual step " << dualStep(welcome);
+  if (welcome.algorithm() == proto::ALGORITHM_SCAFFOLD) out << ", correction scale " << correctionScale(welcome);
   return out.str();
 }
 
@@ -113,7 +117,7 @@ class WorkerDaemon::Impl {
     if (!prepare(welcome)) return kExitError;
     LOG_INFO("joined federation '" << welcome.federation_id() << "' as " << welcome.identity() << " at round "
                                    << welcome.round() << " (" << algorithmName(welcome.algorithm())
-                                   << ", rho " << welcome.rho() << describeDualStep(welcome) << ", "
+                                   << ", rho " << welcome.rho() << describeRuleSettings(welcome) << ", "
                                    << welcome.local_steps() << " local steps)");
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);
@@ -220,14 +224,13 @@ class WorkerDaemon::Impl {
     std::vector<float> w(parameter_count_);
     if (ahead_steps_ > 0) w = state_.trainer.parameters;
     else trainer_->parameters(w.data());
-    const double dual_step = welcome.dual_step() > 0 ? welcome.dual_step() : 1.0;
     const int64_t local_steps = welcome.local_steps(), ahead = ahead_steps_;
     const bool scaffold = algorithm_ == proto::ALGORITHM_SCAFFOLD;
     if (scaffold)
       updateScaffold(z, e.contributors_digest, w, local_steps, state_.trained_round == round - 1, state_.scaffold,
-                     welcome.correction_scale() > 0 ? welcome.correction_scale() : 1.0);
+                     correctionScale(welcome));
     LocalRound local =
-        beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0, dual_step);
+        beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0, dualStep(welcome));
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
     const int64_t steps = local_steps - ahead;
     trainer_->setTeacher(z);
@@ -235,8 +238,7 @@ class WorkerDaemon::Impl {
                                   scaffold ? state_.scaffold.correction.data() : nullptr);
     if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();
-    const bool restarted = restartIfDiverged(round, z);
-    state_.restarted = restarted;
+    state_.restarted = restartIfDiverged(round, z);
     state_.trained_round = round;
     // Encoded before the save, so the residual this push leaves is saved with
     // it: a restart after the push has counted still owes it to the next round.
@@ -244,7 +246,7 @@ class WorkerDaemon::Impl {
     saveWorkerState(state_, config_.state_dir);
     const double train_s = secondsSince(start);
     send(client, round, metric, shard_.val.size(), std::move(out));
-    recordRound(round, local_steps, ahead, train_s, restarted);
+    recordRound(round, local_steps, ahead, train_s, state_.restarted);
     // Training on from here (overlap) pulls towards the anchor of this round.
     target_ = std::move(local.target);
     target_rho_ = local.rho;

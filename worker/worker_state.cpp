@@ -54,27 +54,23 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     s.trainer.parameters = ckpt->sectionAs<float>("parameters");
     s.trainer.momentum = ckpt->sectionAs<float>("momentum");
     s.trainer.optimizer_steps = meta.value("optimizer_steps", uint64_t{0});
-    // Sections added after the first release; a state without them has none.
-    if (ckpt->sections.count("second_moment")) s.trainer.second_moment = ckpt->sectionAs<float>("second_moment");
-    if (ckpt->sections.count("dual")) s.dual = ckpt->sectionAs<float>("dual");
-    if (ckpt->sections.count("residual")) s.residual = ckpt->sectionAs<float>("residual");
-    if (ckpt->sections.count("pending_residual")) s.pending_residual = ckpt->sectionAs<float>("pending_residual");
     s.scaffold.digest = meta.value("scaffold_digest", uint64_t{0});
     s.restarted = meta.value("restarted", false);
-    if (ckpt->sections.count("scaffold_anchor")) s.scaffold.anchor = ckpt->sectionAs<float>("scaffold_anchor");
-    if (ckpt->sections.count("scaffold_correction"))
-      s.scaffold.correction = ckpt->sectionAs<float>("scaffold_correction");
-    for (const auto* v : {&s.scaffold.anchor, &s.scaffold.correction})
+    if (ckpt->sections.count("second_moment")) s.trainer.second_moment = ckpt->sectionAs<float>("second_moment");
+    // Vectors of one value per parameter, each added after the first
+    // release: a state without one has none (empty).
+    const std::pair<const char*, std::vector<float>*> per_parameter[] = {
+        {"dual", &s.dual},
+        {"residual", &s.residual},
+        {"pending_residual", &s.pending_residual},
+        {"scaffold_anchor", &s.scaffold.anchor},
+        {"scaffold_correction", &s.scaffold.correction}};
+    for (const auto& [name, v] : per_parameter) {
+      if (ckpt->sections.count(name)) *v = ckpt->sectionAs<float>(name);
       if (!v->empty() && v->size() != s.trainer.parameters.size())
-        throw std::runtime_error("its SCAFFOLD state has " + std::to_string(v->size()) + " values for " +
+        throw std::runtime_error("its " + std::string(name) + " has " + std::to_string(v->size()) + " values for " +
                                  std::to_string(s.trainer.parameters.size()) + " parameters");
-    if (!s.residual.empty() && s.residual.size() != s.trainer.parameters.size())
-      throw std::runtime_error("its error-feedback residual has the wrong size");
-    if (!s.pending_residual.empty() && s.pending_residual.size() != s.trainer.parameters.size())
-      throw std::runtime_error("its pending error-feedback residual has the wrong size");
-    if (!s.dual.empty() && s.dual.size() != s.trainer.parameters.size())
-      throw std::runtime_error("its ADMM dual has " + std::to_string(s.dual.size()) + " values for " +
-                               std::to_string(s.trainer.parameters.size()) + " parameters");
+    }
   } catch (const std::exception& e) {
     throw std::runtime_error("worker state '" + statePath(state_dir) + "' is unreadable: " + e.what() +
                              "; restore it from a backup or remove it to start this worker afresh");
