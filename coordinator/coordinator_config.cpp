@@ -1,5 +1,6 @@
 #include "coordinator/coordinator_config.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/config.h"
@@ -49,9 +50,15 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
     if (!(c.correction_scale > 0 && c.correction_scale <= 1))
       r.fail("correction_scale",
              "must lie in (0, 1]; 1 (the default) is SCAFFOLD, less damps members whose corrections overshoot");
-  } else if (r.has("correction_scale")) {
-    r.fail("correction_scale",
-           std::string("applies to scaffold only, not ") + algorithmName(c.algorithm) + "; remove it");
+    c.min_correction_scale =
+        r.optional<double>("min_correction_scale", std::min(c.min_correction_scale, c.correction_scale));
+    if (!(c.min_correction_scale > 0 && c.min_correction_scale <= c.correction_scale))
+      r.fail("min_correction_scale",
+             "must lie in (0, correction_scale]; the scale is halved after each round in which members' training "
+             "diverged, down to this floor (equal to correction_scale: never lowered)");
+  } else {
+    for (const char* key : {"correction_scale", "min_correction_scale"})
+      if (r.has(key)) r.fail(key, std::string("applies to scaffold only, not ") + algorithmName(c.algorithm) + "; remove it");
   }
   c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
   if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");

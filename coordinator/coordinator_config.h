@@ -26,6 +26,9 @@ struct CoordinatorConfig {
   double rho = 0.01;
   double dual_step = 0.1;           // ADMM only: u <- u + dual_step (w - z)
   double correction_scale = 1.0;    // SCAFFOLD only: share of the drift correction applied
+  // SCAFFOLD only: each round in which members' training diverged halves the
+  // scale in effect, down to this floor (equal to correction_scale: never).
+  double min_correction_scale = 0.0625;
   uint32_t local_steps = 50;
   uint64_t init_seed = 1;
 

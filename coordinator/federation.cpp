@@ -84,6 +84,7 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
       aggregator_(std::move(aggregator)),
       logic_(config_.rounds, state_.round, state_.has_consensus, now) {
   if (state_.federation_id.empty()) state_.federation_id = config_.federation_id;
+  resumeCorrectionScale();
   if (state_.has_consensus) {
     consensus_ = std::make_shared<const std::vector<float>>(std::move(state_.consensus));
     state_.consensus.clear();
@@ -91,6 +92,24 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
     aggregator_->reset(consensus_->size());
   }
   rewriteRoundLog();
+}
+
+// SCAFFOLD keeps a scale it lowered after diverged rounds across restarts,
+// unless the operator has configured another one since.
+void Federation::resumeCorrectionScale() {
+  if (config_.algorithm != Algorithm::kScaffold) {
+    state_.correction_scale = state_.configured_correction_scale = 0;
+    return;
+  }
+  const bool lowered = state_.configured_correction_scale == config_.correction_scale &&
+                       state_.correction_scale > 0 && state_.correction_scale < config_.correction_scale;
+  if (!lowered) {
+    state_.correction_scale = state_.configured_correction_scale = config_.correction_scale;
+    return;
+  }
+  state_.correction_scale = std::max(state_.correction_scale, config_.min_correction_scale);
+  LOG_INFO("SCAFFOLD correction scale " << state_.correction_scale << " (lowered from the configured "
+                                        << config_.correction_scale << " after rounds in which members diverged)");
 }
 
 void Federation::rewriteRoundLog() const {
@@ -109,7 +128,9 @@ std::string Federation::roundJson(const RoundRecord& r) const {
   std::ostringstream line;
   line << "{\"round\":" << r.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
        << ",\"contributors\":" << r.contributors << ",\"bytes_received\":" << r.bytes_received
-       << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << ",\"restarted\":" << r.restarted << "}";
+       << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << ",\"restarted\":" << r.restarted;
+  if (r.correction_scale > 0) line << ",\"correction_scale\":" << r.correction_scale;
+  line << "}";
   return line.str();
 }
 
@@ -144,7 +165,7 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
   welcome->set_algorithm(toProto(config_.algorithm));
   welcome->set_rho(config_.rho);
   welcome->set_dual_step(config_.dual_step);
-  welcome->set_correction_scale(config_.correction_scale);
+  welcome->set_correction_scale(state_.correction_scale);
   welcome->set_local_steps(config_.local_steps);
   welcome->set_init_seed(config_.init_seed);
   welcome->set_max_rounds(config_.rounds.max_rounds);
@@ -352,7 +373,14 @@ void Federation::closeRound(Clock::time_point now) {
     next = std::make_shared<std::vector<float>>(*consensus_);
   }
   double total_weight = weight_sum_;
-  if (robust()) {
+  // SCAFFOLD: a member diverged, so the corrections overshot this round and
+  // the others' pushes carry the same overshoot: the update is refused.
+  const bool refused = config_.algorithm == Algorithm::kScaffold && !round_restarted_.empty() &&
+                       state_.correction_scale > config_.min_correction_scale;
+  if (refused) {
+    aggregator_->reset(next->size());
+    if (store_) store_->clear();
+  } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
     // one) keeps z_r rather than stopping the coordinator.
@@ -372,15 +400,17 @@ void Federation::closeRound(Clock::time_point now) {
       aggregator_->accumulate(offset, next->data() + offset, std::min(step, next->size() - offset),
                               static_cast<float>(delta_weight_));
   }
-  ServerOptimizerState optimizer;
-  optimizer.momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
-  optimizer.second_moment = state_.second_moment.empty() ? nullptr : state_.second_moment.data();
-  optimizer.step = logic_.round() + 1;
-  aggregator_->finalize(total_weight, config_.server_optimizer, next->data(), optimizer);
+  if (!refused) {
+    ServerOptimizerState optimizer;
+    optimizer.momentum = state_.momentum.empty() ? nullptr : state_.momentum.data();
+    optimizer.second_moment = state_.second_moment.empty() ? nullptr : state_.second_moment.data();
+    optimizer.step = logic_.round() + 1;
+    aggregator_->finalize(total_weight, config_.server_optimizer, next->data(), optimizer);
+  }
   // Finite contributions can still overflow fp32 once weighted and summed
   // (a member sending values near 3e38, or an absurd sample count). Such an
   // update would poison every worker; it is refused and z_r kept.
-  bool exact = round_exact_ && !robust();
+  bool exact = round_exact_ && !robust() && !refused;
   if (!allFinite(*next) || !allFinite(state_.momentum) || !allFinite(state_.second_moment)) {
     restoreCheckpoint(*next);
     exact = false;
@@ -397,6 +427,8 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
   reportRestarts(record);
+  if (refused) lowerCorrectionScale(record);
+  record.correction_scale = state_.correction_scale;
   round_restarted_.clear();
   state_.log.push_back(record);
   if (state_.log.size() > kMaxRoundLog) state_.log.erase(state_.log.begin());
@@ -441,8 +473,24 @@ void Federation::reportRestarts(const RoundRecord& record) const {
   LOG_ERROR("round " << record.round + 1 << ": the training of every contributor (" << names
                      << ") diverged from z_" << record.round << ", so z_" << record.round + 1
                      << " is the same consensus and the federation is not moving. Ask the members to lower "
-                        "train.lr, or change the algorithm (for scaffold, a smaller algorithm.correction_scale); if "
+                        "train.lr, or change the algorithm (for scaffold, a smaller algorithm.min_correction_scale); if "
                         "the consensus itself is broken, start the federation again in a fresh state_dir");
+}
+
+// SCAFFOLD corrections that overshoot make members' training diverge (two
+// labels per member is the classic case) and the mean of the others' pushes,
+// trained with the same corrections, can kill the model without a single
+// NaN. Such a round's update was refused (z_{r+1} = z_r); every member resets
+// its correction (the digest is 0), and the share they apply from z_{r+1} on
+// is halved, down to algorithm.min_correction_scale. At the floor, rounds
+// with diverged members count as for every other algorithm.
+void Federation::lowerCorrectionScale(const RoundRecord& record) {
+  const double before = state_.correction_scale;
+  state_.correction_scale = std::max(before / 2, config_.min_correction_scale);
+  LOG_WARN("round " << record.round + 1 << ": members' training diverged under SCAFFOLD, so the round's update is "
+                    << "refused and z_" << record.round << " kept as z_" << record.round + 1
+                    << "; the correction scale is lowered from " << before << " to " << state_.correction_scale
+                    << " (algorithm.min_correction_scale " << config_.min_correction_scale << " is the floor)");
 }
 
 // The checkpoint on disk is z_r with its optimizer state: closeRound runs
@@ -483,18 +531,13 @@ void Federation::persisted() {
 void Federation::persist() {
   if (!defer_persistence_)
     return saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
-  // The small state is copied as it stands now; the vectors are read in
-  // place (see deferPersistence).
-  FederationState meta;
-  meta.federation_id = state_.federation_id;
-  meta.round = state_.round;
-  meta.has_consensus = state_.has_consensus;
-  meta.fingerprint = state_.fingerprint;
-  meta.model_spec = state_.model_spec;
-  meta.parameter_count = state_.parameter_count;
-  meta.server_optimizer = state_.server_optimizer;
-  meta.members = state_.members;
-  meta.log = state_.log;
+  // The small state is copied as it stands now, every field of it; the
+  // vectors are read in place (see deferPersistence), so they step aside for
+  // the copy and return to the same objects the job points at.
+  std::vector<float> momentum = std::move(state_.momentum), second_moment = std::move(state_.second_moment);
+  FederationState meta = state_;
+  state_.momentum = std::move(momentum);
+  state_.second_moment = std::move(second_moment);
   persist_pending_ = true;
   persist_job_ = [meta = std::move(meta), consensus = consensus_.get(), momentum = &state_.momentum,
                   second = &state_.second_moment, dir = config_.state_dir] {

@@ -91,6 +91,8 @@ class Federation {
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
   void reportRestarts(const RoundRecord& record) const;
+  void lowerCorrectionScale(const RoundRecord& record);
+  void resumeCorrectionScale();
   void restoreCheckpoint(std::vector<float>& consensus);
   void prepareOptimizerState(bool fresh);
   void persist();

@@ -28,6 +28,8 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   meta["members"] = s.members;
   meta["server_optimizer"] = s.server_optimizer;
   meta["contributors_digest"] = s.contributors_digest;
+  meta["correction_scale"] = s.correction_scale;
+  meta["configured_correction_scale"] = s.configured_correction_scale;
   nlohmann::json log = nlohmann::json::array();
   size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
   for (size_t i = first; i < s.log.size(); ++i) {
@@ -38,7 +40,8 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
                    {"seconds", r.seconds},
                    {"metric", r.metric},
                    {"metric_samples", r.metric_samples},
-                   {"restarted", r.restarted}});
+                   {"restarted", r.restarted},
+                   {"correction_scale", r.correction_scale}});
   }
   meta["log"] = log;
   common::CheckpointWriter writer;
@@ -66,11 +69,13 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     s.members = meta.at("members").get<std::vector<std::string>>();
     s.server_optimizer = meta.value("server_optimizer", "");
     s.contributors_digest = meta.value("contributors_digest", uint64_t{0});
+    s.correction_scale = meta.value("correction_scale", 0.0);
+    s.configured_correction_scale = meta.value("configured_correction_scale", 0.0);
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
                        r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>(),
-                       r.value("restarted", size_t{0})});
+                       r.value("restarted", size_t{0}), r.value("correction_scale", 0.0)});
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("checkpoint '" + path + "' has unreadable metadata: " + e.what());

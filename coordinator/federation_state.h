@@ -17,6 +17,7 @@ struct RoundRecord {
   double metric = -1;  // sample-weighted validation accuracy of z_round; -1 if none
   uint64_t metric_samples = 0;
   size_t restarted = 0;  // contributors whose training diverged and restarted from z_round
+  double correction_scale = 0;  // SCAFFOLD: the scale in effect for z_{round+1}; 0 for other algorithms
 };
 
 struct FederationState {
@@ -33,6 +34,10 @@ struct FederationState {
   std::vector<std::string> members;
   // Of z_round: see proto::ConsensusToWorker. 0 when unknown.
   uint64_t contributors_digest = 0;
+  // SCAFFOLD: the correction scale in effect, lowered from the configured
+  // one (kept beside it) after rounds in which members diverged. 0 when unset.
+  double correction_scale = 0;
+  double configured_correction_scale = 0;
   std::vector<RoundRecord> log;  // most recent rounds, bounded
 };
 

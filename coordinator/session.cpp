@@ -189,6 +189,7 @@ void Session::sendConsensus() {
   c->set_round(server_.federation().round());
   c->set_final(server_.federation().finished());
   c->set_contributors_digest(server_.federation().state().contributors_digest);
+  c->set_correction_scale(server_.federation().state().correction_scale);
   *c->mutable_payload() = payload->header();
   sendMessage(m);
   // Keep both the consensus and its encoding alive until the last chunk is out.

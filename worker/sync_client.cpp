@@ -276,11 +276,17 @@ class SyncClient::Impl : public common::net::FrameHandler {
       detail_ = "consensus payload rejected: " + ec.message();
       return connection_->close(ec);
     }
+    if (!(c.correction_scale() >= 0 && c.correction_scale() <= 1)) {
+      detail_ = "the consensus announces a SCAFFOLD correction scale of " + std::to_string(c.correction_scale()) +
+                ", outside [0, 1]; the coordinator must run this Tapestry release";
+      return connection_->close(makeError(Errc::kMalformedFrame));
+    }
     incoming_ = consensusBuffer();
     incoming_header_ = c.payload();
     incoming_round_ = c.round();
     incoming_final_ = c.final();
     incoming_digest_ = c.contributors_digest();
+    incoming_correction_scale_ = c.correction_scale();
     next_chunk_ = 0;
   }
 
@@ -309,6 +315,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     e.round = incoming_round_;
     e.final = incoming_final_;
     e.contributors_digest = incoming_digest_;
+    e.correction_scale = incoming_correction_scale_;
     e.consensus = std::move(incoming_);
     emit(std::move(e));
   }
@@ -361,6 +368,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   uint64_t incoming_round_ = 0;
   bool incoming_final_ = false;
   uint64_t incoming_digest_ = 0;
+  double incoming_correction_scale_ = 0;
   size_t next_chunk_ = 0;
   std::vector<uint8_t> staging_;
 

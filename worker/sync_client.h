@@ -33,6 +33,7 @@ struct ClientEvent {
   uint64_t round = 0;
   bool final = false;
   uint64_t contributors_digest = 0;  // kConsensus: see proto::ConsensusToWorker
+  double correction_scale = 0;       // kConsensus: see proto::ConsensusToWorker
   std::shared_ptr<std::vector<float>> consensus;  // kConsensus
   proto::ErrorToWorker error;                     // kError
   std::error_code closed_reason;                  // kClosed

@@ -228,7 +228,7 @@ class WorkerDaemon::Impl {
     const bool scaffold = algorithm_ == proto::ALGORITHM_SCAFFOLD;
     if (scaffold)
       updateScaffold(z, e.contributors_digest, w, local_steps, state_.trained_round == round - 1, state_.scaffold,
-                     correctionScale(welcome));
+                     scaffoldScale(welcome, e, round));
     LocalRound local =
         beginLocalRound(algorithm_, welcome.rho(), z, w, state_.dual, state_.trained_round >= 0, dualStep(welcome));
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
@@ -255,6 +255,17 @@ class WorkerDaemon::Impl {
     LOG_INFO("round " << round + 1 << ": " << local_steps << " local steps in " << std::fixed << std::setprecision(2)
                       << train_s << " s" << (ahead > 0 ? " (" + std::to_string(ahead) + " of them while waiting)" : "")
                       << ", loss " << std::setprecision(4) << loss << ", consensus val " << describeMetric(metric));
+  }
+
+  // The consensus's scale, once the coordinator has lowered it; the
+  // Welcome's before. A change is logged once.
+  double scaffoldScale(const proto::WelcomeToWorker& welcome, const ClientEvent& e, int64_t round) {
+    const double scale = e.correction_scale > 0 ? e.correction_scale : correctionScale(welcome);
+    if (scale != correction_scale_ && correction_scale_ > 0)
+      LOG_WARN("round " << round + 1 << ": the coordinator set the SCAFFOLD correction scale to " << scale
+                        << " (was " << correction_scale_ << ") because members' training diverged");
+    correction_scale_ = scale;
+    return scale;
   }
 
   // Local training that blew up (NaN/Inf: too high a learning rate, or an
@@ -414,6 +425,7 @@ class WorkerDaemon::Impl {
   double target_rho_ = 0;
   int64_t ahead_steps_ = 0;  // taken since the last push, towards the next round
   double ahead_loss_sum_ = 0;
+  double correction_scale_ = 0;  // SCAFFOLD: the scale of the last round; 0 before the first
   double idle_s_ = 0;  // blocked waiting for the coordinator since the last push
   std::optional<std::chrono::steady_clock::time_point> last_push_;
 };

@@ -231,6 +231,19 @@ TEST_F(CoordinatorConfigTest, ScaffoldTakesNoPenaltyAndOnlyThePlainServer) {
   }
   j["algorithm"] = {{"name", "fedavg"}, {"correction_scale", 0.5}};
   expectFieldError(j, "algorithm.correction_scale");
+  // The floor the scale backs off to after diverged rounds.
+  j["algorithm"] = {{"name", "scaffold"}};
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).min_correction_scale, 0.0625);
+  j["algorithm"]["correction_scale"] = 0.05;
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).min_correction_scale, 0.05) << "never above the scale itself";
+  j["algorithm"] = {{"name", "scaffold"}, {"correction_scale", 0.5}, {"min_correction_scale", 0.5}};
+  EXPECT_DOUBLE_EQ(loadCoordinatorConfig(write(j)).min_correction_scale, 0.5);
+  for (double bad : {0.0, -0.1, 0.6}) {
+    j["algorithm"]["min_correction_scale"] = bad;
+    expectFieldError(j, "algorithm.min_correction_scale");
+  }
+  j["algorithm"] = {{"name", "admm"}, {"rho", 0.1}, {"min_correction_scale", 0.5}};
+  expectFieldError(j, "algorithm.min_correction_scale");
   j["algorithm"] = {{"name", "scaffold"}, {"rho", 0.1}};
   expectFieldError(j, "algorithm.rho");
 }

@@ -308,10 +308,15 @@ TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
 
 // A learning rate no model survives: every member's local training blows up
 // every round. None of them may push NaN, drop out or stall the federation;
-// each restarts from the consensus and says so.
-TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
+// each restarts from the consensus and says so. Under SCAFFOLD the
+// coordinator also refuses each such round and halves the share of the
+// correction everyone applies: the lowered scale travels with the consensus
+// and the members switch to it.
+class DivergingFederation : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(DivergingFederation, MembersRestartFromTheConsensusAndStayIn) {
   FederationOptions o;
-  o.algorithm = "admm";
+  o.algorithm = GetParam();
   o.max_rounds = 3;
   o.lr = 1e12;
   FederationHarness h(o);
@@ -334,7 +339,21 @@ TEST(Federation, MembersWhoseTrainingDivergesRestartFromTheConsensusAndStayIn) {
     ASSERT_EQ(lines.size(), o.max_rounds);
     EXPECT_TRUE(lines[0].value("restarted_from_consensus", false));
   }
+  if (o.algorithm != "scaffold") return;
+  double expected = 1.0;
+  for (const auto& r : rounds) {
+    expected /= 2;
+    EXPECT_DOUBLE_EQ(r.value("correction_scale", 0.0), expected) << r.dump();
+  }
+  EXPECT_DOUBLE_EQ(state->correction_scale, expected) << "the lowered scale is part of the checkpoint";
+  EXPECT_NE(h.log("coordinator").find("the correction scale is lowered from 1 to 0.5"), std::string::npos)
+      << h.log("coordinator");
+  for (size_t k = 0; k < o.workers; ++k)
+    EXPECT_NE(h.log(h.workerName(k)).find("set the SCAFFOLD correction scale to 0.25"), std::string::npos)
+        << h.log(h.workerName(k));
 }
+
+INSTANTIATE_TEST_SUITE_P(Federation, DivergingFederation, ::testing::Values("admm", "scaffold"));
 
 // SCAFFOLD's corrections live only at the members and must survive a crash:
 // worker-1 is killed between rounds and resumes from its saved state. With
@@ -359,6 +378,9 @@ TEST(Federation, ScaffoldCorrectionsSurviveAWorkerRestartAndAverageToZero) {
   auto rounds = h.rounds();
   ASSERT_EQ(rounds.size(), o.max_rounds);
   for (const auto& r : rounds) EXPECT_EQ(r.at("contributors").get<size_t>(), o.workers);
+  auto coordinator_state = coordinator::loadFederationStateFile(h.checkpoint());
+  ASSERT_TRUE(coordinator_state.has_value());
+  EXPECT_NE(coordinator_state->contributors_digest, 0u) << "a restarted coordinator must not reset every correction";
 
   const uint64_t last = o.max_rounds - 1;  // the round every member last trained
   const auto z_last = section(h.path("audit/" + h.workerName(0) + "/received-round-" + std::to_string(last) + ".ckpt"),
