@@ -14,6 +14,7 @@
 #include "common/line_log.h"
 #include "common/log.h"
 #include "common/payload.h"
+#include "coordinator/best_consensus.h"
 
 namespace tapestry::coordinator {
 
@@ -373,13 +374,23 @@ void Federation::closeRound(Clock::time_point now) {
     next = std::make_shared<std::vector<float>>(*consensus_);
   }
   double total_weight = weight_sum_;
-  // SCAFFOLD: a member diverged, so the corrections overshot this round and
-  // the others' pushes carry the same overshoot: the update is refused.
-  const bool refused = config_.algorithm == Algorithm::kScaffold && !round_restarted_.empty() &&
+  const double z_metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
+  // SCAFFOLD, while its correction scale can still come down: a member
+  // diverged, so the corrections overshot this round and the others' pushes
+  // carry the same overshoot, or the consensus z_r collapsed. The update is
+  // refused; a collapsed z_r gives way to the best consensus so far.
+  const bool backoff = config_.algorithm == Algorithm::kScaffold &&
                        state_.correction_scale > config_.min_correction_scale;
+  std::optional<std::vector<float>> restored;
+  if (backoff && collapsedFrom(z_metric, state_.best_metric, !languageModel()))
+    restored = loadBest(config_.state_dir, state_.best_round, next->size());
+  else if (improvesOn(z_metric, state_.best_metric, !languageModel()) && keepAsBest(config_.state_dir))
+    state_.best_metric = z_metric, state_.best_round = logic_.round();
+  const bool refused = restored || (backoff && !round_restarted_.empty());
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
+    if (restored) std::copy(restored->begin(), restored->end(), next->begin());
   } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
@@ -423,11 +434,11 @@ void Federation::closeRound(Clock::time_point now) {
   record.contributors = logic_.contributorCount();
   record.bytes_received = round_bytes_;
   record.seconds = std::chrono::duration<double>(now - logic_.openedAt()).count();
-  record.metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
+  record.metric = z_metric;
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
   reportRestarts(record);
-  if (refused) lowerCorrectionScale(record);
+  if (refused) lowerCorrectionScale(record, restored.has_value());
   record.correction_scale = state_.correction_scale;
   round_restarted_.clear();
   state_.log.push_back(record);
@@ -442,7 +453,7 @@ void Federation::closeRound(Clock::time_point now) {
   std::ostringstream metric;
   if (record.metric >= 0) {
     // Workers report accuracy for classifiers and bits per byte for language models.
-    const bool language_model = state_.model_spec.find("\"transformer\"") != std::string::npos;
+    const bool language_model = languageModel();
     metric << ", federation val " << (language_model ? "bits per byte" : "accuracy") << " of z_" << record.round
            << " " << std::fixed;
     if (language_model) metric << std::setprecision(3) << record.metric;
@@ -478,20 +489,31 @@ void Federation::reportRestarts(const RoundRecord& record) const {
 }
 
 // SCAFFOLD corrections that overshoot make members' training diverge (two
-// labels per member is the classic case) and the mean of the others' pushes,
-// trained with the same corrections, can kill the model without a single
-// NaN. Such a round's update was refused (z_{r+1} = z_r); every member resets
-// its correction (the digest is 0), and the share they apply from z_{r+1} on
-// is halved, down to algorithm.min_correction_scale. At the floor, rounds
-// with diverged members count as for every other algorithm.
-void Federation::lowerCorrectionScale(const RoundRecord& record) {
+// labels per member is the classic case), and the mean of the others'
+// pushes, trained with the same corrections, can kill the model without a
+// single NaN. Such a round's update was refused: z_{r+1} is z_r, or the best
+// consensus so far when z_r itself collapsed. Every member resets its
+// correction (the digest is 0), and the share they apply from z_{r+1} on is
+// halved, down to algorithm.min_correction_scale. At the floor, such rounds
+// count as they do for every other algorithm.
+void Federation::lowerCorrectionScale(const RoundRecord& record, bool restored) {
   const double before = state_.correction_scale;
   state_.correction_scale = std::max(before / 2, config_.min_correction_scale);
-  LOG_WARN("round " << record.round + 1 << ": members' training diverged under SCAFFOLD, so the round's update is "
-                    << "refused and z_" << record.round << " kept as z_" << record.round + 1
-                    << "; the correction scale is lowered from " << before << " to " << state_.correction_scale
-                    << " (algorithm.min_correction_scale " << config_.min_correction_scale << " is the floor)");
+  std::ostringstream why;
+  const uint64_t r = record.round;
+  if (restored) {
+    why << "the members' validation " << (languageModel() ? "bits per byte" : "accuracy") << " of z_" << r << ", "
+        << record.metric << ", collapsed from the best so far, " << state_.best_metric << " of z_" << state_.best_round
+        << ", so z_" << state_.best_round << " is restored as z_" << r + 1;
+  } else {
+    why << "members' training diverged, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
+  }
+  LOG_WARN("round " << r + 1 << " under SCAFFOLD: " << why.str() << "; the correction scale is lowered from "
+                    << before << " to " << state_.correction_scale << " (algorithm.min_correction_scale "
+                    << config_.min_correction_scale << " is the floor)");
 }
+
+bool Federation::languageModel() const { return state_.model_spec.find("\"transformer\"") != std::string::npos; }
 
 // The checkpoint on disk is z_r with its optimizer state: closeRound runs
 // only once the last one is durable.

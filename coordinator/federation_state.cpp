@@ -30,6 +30,8 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   meta["contributors_digest"] = s.contributors_digest;
   meta["correction_scale"] = s.correction_scale;
   meta["configured_correction_scale"] = s.configured_correction_scale;
+  meta["best_metric"] = s.best_metric;
+  meta["best_round"] = s.best_round;
   nlohmann::json log = nlohmann::json::array();
   size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
   for (size_t i = first; i < s.log.size(); ++i) {
@@ -71,6 +73,8 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     s.contributors_digest = meta.value("contributors_digest", uint64_t{0});
     s.correction_scale = meta.value("correction_scale", 0.0);
     s.configured_correction_scale = meta.value("configured_correction_scale", 0.0);
+    s.best_metric = meta.value("best_metric", -1.0);
+    s.best_round = meta.value("best_round", uint64_t{0});
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),

@@ -38,6 +38,10 @@ struct FederationState {
   // one (kept beside it) after rounds in which members diverged. 0 when unset.
   double correction_scale = 0;
   double configured_correction_scale = 0;
+  // The members' best validation metric of a consensus so far and the round
+  // of that consensus, kept as best.ckpt (coordinator/best_consensus.h); -1: none.
+  double best_metric = -1;
+  uint64_t best_round = 0;
   std::vector<RoundRecord> log;  // most recent rounds, bounded
 };
 

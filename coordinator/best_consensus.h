@@ -1,0 +1,34 @@
+#pragma once
+// The consensus the members rated best so far, kept beside the checkpoint as
+// state_dir/best.ckpt: a hard link to the checkpoint that held it (a copy
+// where the file system has no links), so keeping it costs no write. It is a
+// coordinator checkpoint like any other (`tapestry eval`, `tapestry
+// finetune`); SCAFFOLD rolls back to it when the consensus collapses
+// (coordinator/federation.cpp).
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tapestry::coordinator {
+
+std::string bestCheckpointPath(const std::string& state_dir);
+
+// Whether `metric`, the members' validation metric of a consensus (accuracy:
+// higher is better; bits per byte: lower is better), beats `best` (< 0: none).
+bool improvesOn(double metric, double best, bool higher_is_better);
+
+// Whether `metric` is a collapse from `best`: below half of it for accuracy,
+// above twice it for bits per byte. False while there is no best.
+bool collapsedFrom(double metric, double best, bool higher_is_better);
+
+// Makes the checkpoint now in state_dir the best one. False, with a warning
+// logged, when the file system refuses both a link and a copy.
+bool keepAsBest(const std::string& state_dir);
+
+// The consensus in best.ckpt when it is z_round with `count` parameters;
+// nullopt, with a warning logged, otherwise.
+std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count);
+
+}  // namespace tapestry::coordinator

@@ -1,0 +1,162 @@
+// SCAFFOLD's correction scale backs off: a round in which members' training
+// diverged is refused (z_r kept), a consensus that collapsed gives way to the
+// best one so far (best.ckpt, kept for every algorithm), and either halves
+// the share of the correction members apply, down to
+// algorithm.min_correction_scale; the lowered scale is sent with every
+// consensus and in the Welcome, recorded per round and kept across a
+// coordinator restart unless the operator configures another one.
+#include <filesystem>
+
+#include "coordinator/best_consensus.h"
+#include "coordinator/federation_fixture.h"
+
+namespace tapestry::coordinator::testing {
+namespace {
+
+class ScaffoldBackoffTest : public FederationFixture {
+ protected:
+  CoordinatorConfig scaffold(double scale = 1.0, double floor = 0.25) const {
+    CoordinatorConfig c = config();
+    c.algorithm = Algorithm::kScaffold;
+    c.rho = 0;
+    c.correction_scale = scale;
+    c.min_correction_scale = floor;
+    return c;
+  }
+
+  // One round in which a pushes a trained vector and b, whose training
+  // diverged, pushes z_r back flagged `restarted` (when `b_restarted`).
+  void round(Federation& f, bool b_restarted, unsigned seed) {
+    ASSERT_FALSE(push(f, "a", f.round(), 100, vectorFor(seed)));
+    const std::vector<float> z = *f.consensus();
+    auto payload = common::EncodedPayload::encode(proto::DTYPE_FP32, z.data(), z.size(), kChunk);
+    proto::PushFromWorker b = pushHeader(f.round(), 300, payload.header());
+    b.set_restarted(b_restarted);
+    ASSERT_FALSE(f.beginPush("b", b));
+    for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(f, "b", payload, c));
+    ASSERT_TRUE(f.advance(t0_ + std::chrono::seconds(60)));
+  }
+
+  // One round in which a and b push trained vectors and rate z_r `metric`.
+  void ratedRound(Federation& f, double metric, unsigned seed) {
+    for (const char* id : {"a", "b"}) {
+      const std::vector<float> values = vectorFor(seed++);
+      auto payload = common::EncodedPayload::encode(proto::DTYPE_FP32, values.data(), values.size(), kChunk);
+      proto::PushFromWorker p = pushHeader(f.round(), 100, payload.header());
+      p.set_metric(metric);
+      p.set_metric_samples(50);
+      ASSERT_FALSE(f.beginPush(id, p));
+      for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(f, id, payload, c));
+    }
+    ASSERT_TRUE(f.advance(t0_ + std::chrono::seconds(60)));
+  }
+};
+
+TEST_F(ScaffoldBackoffTest, EachDivergedRoundHalvesItDownToTheFloor) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0);
+  ASSERT_NO_FATAL_FAILURE(round(*f, false, 10));
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0) << "a round without divergence keeps it";
+  const double expected[] = {0.5, 0.25, 0.25};
+  for (double scale : expected) {
+    const std::vector<float> before = *f->consensus();
+    const bool above_floor = f->state().correction_scale > 0.25;
+    ASSERT_NO_FATAL_FAILURE(round(*f, true, 20));
+    EXPECT_DOUBLE_EQ(f->state().correction_scale, scale);
+    EXPECT_DOUBLE_EQ(f->state().log.back().correction_scale, scale) << "the round record says what z_r+1 carries";
+    EXPECT_EQ(*f->consensus() == before, above_floor)
+        << "the update of a diverged round is refused until the scale is at its floor, then counted as usual";
+    EXPECT_EQ(f->state().contributors_digest, 0u);
+  }
+  ASSERT_NO_FATAL_FAILURE(round(*f, false, 30));
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.25) << "it is not raised again by itself";
+  EXPECT_DOUBLE_EQ(admitOk(*f, "c").correction_scale(), 0.25) << "a member that joins now gets the lowered scale";
+}
+
+TEST_F(ScaffoldBackoffTest, ALoweredScaleSurvivesARestartUnlessTheOperatorChangesIt) {
+  {
+    auto f = make(scaffold(0.8, 0.1));
+    bootstrap(*f, {"a", "b"}, vectorFor(1));
+    ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
+    ASSERT_DOUBLE_EQ(f->state().correction_scale, 0.4);
+  }
+  auto resumed = make(scaffold(0.8, 0.1), *loadFederationState(dir_));
+  EXPECT_DOUBLE_EQ(resumed->state().correction_scale, 0.4);
+  EXPECT_DOUBLE_EQ(admitOk(*resumed, "a").correction_scale(), 0.4);
+  resumed.reset();
+  auto reconfigured = make(scaffold(0.3, 0.1), *loadFederationState(dir_));
+  EXPECT_DOUBLE_EQ(reconfigured->state().correction_scale, 0.3) << "the operator's new setting wins";
+}
+
+TEST_F(ScaffoldBackoffTest, ACollapsedConsensusGivesWayToTheBestSoFar) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.50, 10));  // z_0 rated 0.50
+  const std::vector<float> z1 = *f->consensus();
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.80, 20));  // z_1 rated 0.80: the best
+  EXPECT_EQ(f->state().best_round, 1u);
+  EXPECT_DOUBLE_EQ(f->state().best_metric, 0.80);
+  ASSERT_TRUE(std::filesystem::exists(bestCheckpointPath(dir_)));
+  EXPECT_EQ(loadFederationStateFile(bestCheckpointPath(dir_))->consensus, z1) << "best.ckpt holds z_1";
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.45, 30));  // z_2 rated 0.45: lower, not collapsed
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0);
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.30, 40));  // z_3 rated 0.30: below half the best
+  EXPECT_EQ(*f->consensus(), z1) << "z_4 is the best consensus, z_1";
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.5);
+  EXPECT_EQ(f->state().contributors_digest, 0u) << "every member must drop its correction";
+  EXPECT_EQ(f->round(), 4u);
+}
+
+TEST_F(ScaffoldBackoffTest, TheBestConsensusIsKeptForEveryAlgorithmButRestoredOnlyForScaffold) {
+  CoordinatorConfig c = config();
+  c.algorithm = Algorithm::kFedAvg;
+  c.rho = 0;
+  auto f = make(c);
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.90, 10));
+  const std::vector<float> z0 = loadFederationStateFile(bestCheckpointPath(dir_))->consensus;
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.10, 20));
+  EXPECT_NE(*f->consensus(), z0);
+  EXPECT_EQ(f->state().best_round, 0u);
+  EXPECT_EQ(loadFederationState(dir_)->best_round, 0u) << "the best round is part of the checkpoint";
+}
+
+TEST(BestConsensus, BitsPerByteImproveDownwardsAndCollapseUpwards) {
+  EXPECT_TRUE(improvesOn(0.5, -1, true)) << "anything beats nothing";
+  EXPECT_FALSE(improvesOn(-1, 0.5, true)) << "no metric is no improvement";
+  EXPECT_TRUE(improvesOn(0.6, 0.5, true));
+  EXPECT_FALSE(improvesOn(0.6, 0.5, false));
+  EXPECT_TRUE(improvesOn(3.1, 3.2, false));
+  EXPECT_FALSE(collapsedFrom(0.1, -1, true)) << "no best, no collapse";
+  EXPECT_TRUE(collapsedFrom(0.24, 0.5, true));
+  EXPECT_FALSE(collapsedFrom(0.26, 0.5, true));
+  EXPECT_TRUE(collapsedFrom(6.5, 3.2, false));
+  EXPECT_FALSE(collapsedFrom(6.3, 3.2, false));
+}
+
+TEST_F(ScaffoldBackoffTest, AFloorEqualToTheScaleNeverLowersIt) {
+  auto f = make(scaffold(0.5, 0.5));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  const std::vector<float> before = *f->consensus();
+  ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.5);
+  EXPECT_NE(*f->consensus(), before) << "nothing to lower, so nothing is refused";
+}
+
+TEST_F(ScaffoldBackoffTest, OtherAlgorithmsCarryNone) {
+  CoordinatorConfig c = config();
+  c.algorithm = Algorithm::kFedAvg;
+  c.rho = 0;
+  auto f = make(c);
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  const std::vector<float> before = *f->consensus();
+  ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
+  EXPECT_NE(*f->consensus(), before) << "a restarted member's z_r counts as its contribution";
+  EXPECT_EQ(f->state().correction_scale, 0.0);
+  EXPECT_EQ(f->state().log.back().correction_scale, 0.0);
+  EXPECT_EQ(admitOk(*f, "c").correction_scale(), 0.0);
+}
+
+}  // namespace
+}  // namespace tapestry::coordinator::testing
