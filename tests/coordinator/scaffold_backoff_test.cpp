@@ -24,6 +24,13 @@ class ScaffoldBackoffTest : public FederationFixture {
     return c;
   }
 
+  CoordinatorConfig fedavg() const {
+    CoordinatorConfig c = config();
+    c.algorithm = Algorithm::kFedAvg;
+    c.rho = 0;
+    return c;
+  }
+
   // One round in which a pushes a trained vector and b, whose training
   // diverged, pushes z_r back flagged `restarted` (when `b_restarted`).
   void round(Federation& f, bool b_restarted, unsigned seed) {
@@ -109,10 +116,7 @@ TEST_F(ScaffoldBackoffTest, ACollapsedConsensusGivesWayToTheBestSoFar) {
 }
 
 TEST_F(ScaffoldBackoffTest, TheBestConsensusIsKeptForEveryAlgorithmButRestoredOnlyForScaffold) {
-  CoordinatorConfig c = config();
-  c.algorithm = Algorithm::kFedAvg;
-  c.rho = 0;
-  auto f = make(c);
+  auto f = make(fedavg());
   bootstrap(*f, {"a", "b"}, vectorFor(1));
   ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.90, 10));
   const std::vector<float> z0 = loadFederationStateFile(bestCheckpointPath(dir_))->consensus;
@@ -145,10 +149,7 @@ TEST_F(ScaffoldBackoffTest, AFloorEqualToTheScaleNeverLowersIt) {
 }
 
 TEST_F(ScaffoldBackoffTest, OtherAlgorithmsCarryNone) {
-  CoordinatorConfig c = config();
-  c.algorithm = Algorithm::kFedAvg;
-  c.rho = 0;
-  auto f = make(c);
+  auto f = make(fedavg());
   bootstrap(*f, {"a", "b"}, vectorFor(1));
   const std::vector<float> before = *f->consensus();
   ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
