@@ -381,12 +381,12 @@ void Federation::closeRound(Clock::time_point now) {
   // refused; a collapsed z_r gives way to the best consensus so far.
   const bool backoff = config_.algorithm == Algorithm::kScaffold &&
                        state_.correction_scale > config_.min_correction_scale;
+  const bool collapsed = backoff && collapsedFrom(z_metric, state_.best_metric, !languageModel());
   std::optional<std::vector<float>> restored;
-  if (backoff && collapsedFrom(z_metric, state_.best_metric, !languageModel()))
-    restored = loadBest(config_.state_dir, state_.best_round, next->size());
+  if (collapsed) restored = loadBest(config_.state_dir, state_.best_round, next->size());
   else if (improvesOn(z_metric, state_.best_metric, !languageModel()) && keepAsBest(config_.state_dir))
     state_.best_metric = z_metric, state_.best_round = logic_.round();
-  const bool refused = restored || (backoff && !round_restarted_.empty());
+  const bool refused = collapsed || (backoff && !round_restarted_.empty());
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
@@ -438,7 +438,7 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
   reportRestarts(record);
-  if (refused) lowerCorrectionScale(record, restored.has_value());
+  if (refused) lowerCorrectionScale(record, collapsed, restored.has_value());
   record.correction_scale = state_.correction_scale;
   round_restarted_.clear();
   state_.log.push_back(record);
@@ -496,15 +496,16 @@ void Federation::reportRestarts(const RoundRecord& record) const {
 // correction (the digest is 0), and the share they apply from z_{r+1} on is
 // halved, down to algorithm.min_correction_scale. At the floor, such rounds
 // count as they do for every other algorithm.
-void Federation::lowerCorrectionScale(const RoundRecord& record, bool restored) {
+void Federation::lowerCorrectionScale(const RoundRecord& record, bool collapsed, bool restored) {
   const double before = state_.correction_scale;
   state_.correction_scale = std::max(before / 2, config_.min_correction_scale);
   std::ostringstream why;
   const uint64_t r = record.round;
-  if (restored) {
+  if (collapsed) {
     why << "the members' validation " << (languageModel() ? "bits per byte" : "accuracy") << " of z_" << r << ", "
-        << record.metric << ", collapsed from the best so far, " << state_.best_metric << " of z_" << state_.best_round
-        << ", so z_" << state_.best_round << " is restored as z_" << r + 1;
+        << record.metric << ", collapsed from the best so far, " << state_.best_metric << " of z_" << state_.best_round;
+    if (restored) why << ", so z_" << state_.best_round << " is restored as z_" << r + 1;
+    else why << ", which cannot be restored, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
   } else {
     why << "members' training diverged, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
   }

@@ -91,7 +91,7 @@ class Federation {
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
   void reportRestarts(const RoundRecord& record) const;
-  void lowerCorrectionScale(const RoundRecord& record, bool restored);
+  void lowerCorrectionScale(const RoundRecord& record, bool collapsed, bool restored);
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy
   void resumeCorrectionScale();
   void restoreCheckpoint(std::vector<float>& consensus);

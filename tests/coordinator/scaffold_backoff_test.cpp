@@ -115,6 +115,18 @@ TEST_F(ScaffoldBackoffTest, ACollapsedConsensusGivesWayToTheBestSoFar) {
   EXPECT_EQ(f->round(), 4u);
 }
 
+TEST_F(ScaffoldBackoffTest, ACollapseWithoutABestCheckpointKeepsZrAndStillBacksOff) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.80, 10));
+  std::filesystem::remove(bestCheckpointPath(dir_));  // lost, or removed by the operator
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.30, 20));  // z_1 rated 0.30: collapsed
+  const std::vector<float> z1 = *f->consensus();
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.10, 30));  // z_2 = z_1, rated lower still
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.25);
+  EXPECT_EQ(*f->consensus(), z1) << "both collapsed rounds were refused";
+}
+
 TEST_F(ScaffoldBackoffTest, TheBestConsensusIsKeptForEveryAlgorithmButRestoredOnlyForScaffold) {
   auto f = make(fedavg());
   bootstrap(*f, {"a", "b"}, vectorFor(1));
