@@ -38,13 +38,16 @@ bool keepAsBest(const std::string& state_dir) {
   return !ec;
 }
 
-std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count) {
+std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                           const std::string& fingerprint) {
   const std::string path = bestCheckpointPath(state_dir);
   try {
     auto best = loadFederationStateFile(path);
-    if (best && best->has_consensus && best->round == round && best->consensus.size() == count)
+    if (best && best->has_consensus && best->round == round && best->consensus.size() == count &&
+        best->fingerprint == fingerprint)
       return std::move(best->consensus);
-    LOG_WARN(path << " does not hold z_" << round << " with " << count << " parameters; nothing to restore");
+    LOG_WARN(path << " does not hold z_" << round << " of model " << fingerprint << " with " << count
+                  << " parameters; nothing to restore");
   } catch (const std::exception& e) {
     LOG_WARN("cannot read " << path << ": " << e.what());
   }

@@ -27,8 +27,9 @@ bool collapsedFrom(double metric, double best, bool higher_is_better);
 // logged, when the file system refuses both a link and a copy.
 bool keepAsBest(const std::string& state_dir);
 
-// The consensus in best.ckpt when it is z_round with `count` parameters;
-// nullopt, with a warning logged, otherwise.
-std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count);
+// The consensus in best.ckpt when it is z_round of the model `fingerprint`
+// with `count` parameters; nullopt, with a warning logged, otherwise.
+std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                           const std::string& fingerprint);
 
 }  // namespace tapestry::coordinator

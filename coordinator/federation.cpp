@@ -110,7 +110,8 @@ void Federation::resumeCorrectionScale() {
   }
   state_.correction_scale = std::max(state_.correction_scale, config_.min_correction_scale);
   LOG_INFO("SCAFFOLD correction scale " << state_.correction_scale << " (lowered from the configured "
-                                        << config_.correction_scale << " after rounds in which members diverged)");
+                                        << config_.correction_scale
+                                        << " after rounds in which members diverged or the consensus collapsed)");
 }
 
 void Federation::rewriteRoundLog() const {
@@ -131,6 +132,8 @@ std::string Federation::roundJson(const RoundRecord& r) const {
        << ",\"contributors\":" << r.contributors << ",\"bytes_received\":" << r.bytes_received
        << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << ",\"restarted\":" << r.restarted;
   if (r.correction_scale > 0) line << ",\"correction_scale\":" << r.correction_scale;
+  if (r.refused) line << ",\"refused\":true";
+  if (r.restored >= 0) line << ",\"restored\":" << r.restored;
   line << "}";
   return line.str();
 }
@@ -262,6 +265,7 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   if (std::isfinite(push.metric()) && push.metric_samples() > 0) {
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
+    round_raters_.emplace_back(id, static_cast<float>(push.metric_samples()));
   }
   if (push.restarted()) {
     round_exact_ = false;
@@ -350,7 +354,7 @@ bool Federation::advance(Clock::time_point now) {
     logic_.consensusInitialised(now);
     state_.has_consensus = true;
     state_.round = 0;
-    state_.contributors_digest = 0;
+    state_.contributors_digest = state_.previous_digest = 0;
     waiting_.clear();
     persist();
     LOG_INFO("initial consensus z_0 received from " << initial_provider_ << " (" << consensus_->size()
@@ -375,22 +379,12 @@ void Federation::closeRound(Clock::time_point now) {
   }
   double total_weight = weight_sum_;
   const double z_metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
-  // SCAFFOLD, while its correction scale can still come down: a member
-  // diverged, so the corrections overshot this round and the others' pushes
-  // carry the same overshoot, or the consensus z_r collapsed. The update is
-  // refused; a collapsed z_r gives way to the best consensus so far.
-  const bool backoff = config_.algorithm == Algorithm::kScaffold &&
-                       state_.correction_scale > config_.min_correction_scale;
-  const bool collapsed = backoff && collapsedFrom(z_metric, state_.best_metric, !languageModel());
-  std::optional<std::vector<float>> restored;
-  if (collapsed) restored = loadBest(config_.state_dir, state_.best_round, next->size());
-  else if (improvesOn(z_metric, state_.best_metric, !languageModel()) && keepAsBest(config_.state_dir))
-    state_.best_metric = z_metric, state_.best_round = logic_.round();
-  const bool refused = collapsed || (backoff && !round_restarted_.empty());
+  const Backoff backoff = decideBackoff(z_metric, next->size());
+  const bool refused = backoff.refused;
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
-    if (restored) std::copy(restored->begin(), restored->end(), next->begin());
+    if (backoff.restored) std::copy(backoff.restored->begin(), backoff.restored->end(), next->begin());
   } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
@@ -426,8 +420,10 @@ void Federation::closeRound(Clock::time_point now) {
     restoreCheckpoint(*next);
     exact = false;
   }
+  state_.previous_digest = state_.contributors_digest;
   state_.contributors_digest = exact ? contributorsDigest(round_contributions_) : 0;
   round_contributions_.clear();
+  round_raters_.clear();
   round_exact_ = true;
   RoundRecord record;
   record.round = logic_.round();
@@ -437,8 +433,10 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric = z_metric;
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
+  record.refused = refused;
+  record.restored = backoff.restored ? static_cast<int64_t>(state_.best_round) : -1;
   reportRestarts(record);
-  if (refused) lowerCorrectionScale(record, collapsed, restored.has_value());
+  if (refused) lowerCorrectionScale(record, backoff.collapsed);
   record.correction_scale = state_.correction_scale;
   round_restarted_.clear();
   state_.log.push_back(record);
@@ -450,14 +448,12 @@ void Federation::closeRound(Clock::time_point now) {
   metric_samples_ = round_bytes_ = 0;
   persist();
 
+  // Workers report accuracy for classifiers and bits per byte for language models.
   std::ostringstream metric;
   if (record.metric >= 0) {
-    // Workers report accuracy for classifiers and bits per byte for language models.
-    const bool language_model = languageModel();
-    metric << ", federation val " << (language_model ? "bits per byte" : "accuracy") << " of z_" << record.round
-           << " " << std::fixed;
-    if (language_model) metric << std::setprecision(3) << record.metric;
-    else metric << std::setprecision(2) << 100.0 * record.metric << "%";
+    const std::string described = describeMetric(record.metric);
+    const size_t value = described.rfind(' ');
+    metric << ", federation val " << described.substr(0, value) << " of z_" << record.round << described.substr(value);
   }
   LOG_INFO("round " << record.round + 1 << (config_.rounds.max_rounds ? "/" + std::to_string(config_.rounds.max_rounds) : "")
                     << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
@@ -465,6 +461,35 @@ void Federation::closeRound(Clock::time_point now) {
                     << metric.str());
   unlogged_round_ = roundJson(record);
   if (!persist_pending_) appendRoundLog();
+}
+
+// SCAFFOLD, while its correction scale can still come down, refuses the
+// round's update when its corrections overshot: a member's training diverged
+// while corrections were in effect (the others' pushes carry the same
+// overshoot), or the consensus z_r collapsed, judged against the best
+// consensus rated by the same members; a collapsed z_r gives way to that
+// best one. Every algorithm keeps the best consensus as best.ckpt.
+Federation::Backoff Federation::decideBackoff(double z_metric, size_t count) {
+  Backoff b;
+  const bool higher = !languageModel();
+  const uint64_t raters = contributorsDigest(round_raters_);
+  const bool comparable = state_.best_metric >= 0 && raters == state_.best_raters;
+  const bool can_lower = config_.algorithm == Algorithm::kScaffold &&
+                         state_.correction_scale > config_.min_correction_scale;
+  b.collapsed = can_lower && comparable && collapsedFrom(z_metric, state_.best_metric, higher);
+  if (b.collapsed) {
+    b.restored = loadBest(config_.state_dir, state_.best_round, count, state_.fingerprint);
+  } else if (z_metric >= 0 && (!comparable || improvesOn(z_metric, state_.best_metric, higher)) &&
+             keepAsBest(config_.state_dir)) {
+    // Rated by other members than the best so far: a new yardstick.
+    state_.best_metric = z_metric;
+    state_.best_round = logic_.round();
+    state_.best_raters = raters;
+  }
+  // Members apply corrections in round r only when z_r's digest repeats z_{r-1}'s.
+  const bool corrected = state_.contributors_digest != 0 && state_.contributors_digest == state_.previous_digest;
+  b.refused = b.collapsed || (can_lower && corrected && !round_restarted_.empty());
+  return b;
 }
 
 // Members whose local training diverged pushed z_r back unchanged. A few
@@ -475,7 +500,7 @@ void Federation::reportRestarts(const RoundRecord& record) const {
   std::string names;
   for (size_t i = 0; i < round_restarted_.size() && i < 8; ++i) names += (i ? ", " : "") + round_restarted_[i];
   if (round_restarted_.size() > 8) names += ", ...";
-  if (record.restarted < record.contributors) {
+  if (record.restarted < record.contributors || record.refused) {
     LOG_WARN("round " << record.round + 1 << ": " << record.restarted << " of " << record.contributors
                       << " contributors restarted from z_" << record.round << " because their training diverged ("
                       << names << ")");
@@ -496,22 +521,32 @@ void Federation::reportRestarts(const RoundRecord& record) const {
 // correction (the digest is 0), and the share they apply from z_{r+1} on is
 // halved, down to algorithm.min_correction_scale. At the floor, such rounds
 // count as they do for every other algorithm.
-void Federation::lowerCorrectionScale(const RoundRecord& record, bool collapsed, bool restored) {
+void Federation::lowerCorrectionScale(const RoundRecord& record, bool collapsed) {
   const double before = state_.correction_scale;
   state_.correction_scale = std::max(before / 2, config_.min_correction_scale);
   std::ostringstream why;
   const uint64_t r = record.round;
   if (collapsed) {
-    why << "the members' validation " << (languageModel() ? "bits per byte" : "accuracy") << " of z_" << r << ", "
-        << record.metric << ", collapsed from the best so far, " << state_.best_metric << " of z_" << state_.best_round;
-    if (restored) why << ", so z_" << state_.best_round << " is restored as z_" << r + 1;
+    why << "the members' validation " << describeMetric(record.metric) << " of z_" << r
+        << " collapsed from the best so far, " << describeMetric(state_.best_metric) << " of z_" << state_.best_round;
+    if (record.restored >= 0) why << ", so z_" << record.restored << " is restored as z_" << r + 1;
     else why << ", which cannot be restored, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
   } else {
-    why << "members' training diverged, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
+    why << "members' training diverged while drift corrections were in effect, so the round's update is refused and z_"
+        << r << " kept as z_" << r + 1;
   }
-  LOG_WARN("round " << r + 1 << " under SCAFFOLD: " << why.str() << "; the correction scale is lowered from "
-                    << before << " to " << state_.correction_scale << " (algorithm.min_correction_scale "
-                    << config_.min_correction_scale << " is the floor)");
+  LOG_WARN("round " << r + 1 << " under SCAFFOLD: " << why.str() << "; every member drops its correction and the "
+                    << "correction scale is lowered from " << before << " to " << state_.correction_scale
+                    << " (algorithm.min_correction_scale " << config_.min_correction_scale << " is the floor)");
+}
+
+// "accuracy 54.25%" for classifiers, "bits per byte 3.114" for language models.
+std::string Federation::describeMetric(double metric) const {
+  std::ostringstream out;
+  out << std::fixed;
+  if (languageModel()) out << "bits per byte " << std::setprecision(3) << metric;
+  else out << "accuracy " << std::setprecision(2) << 100.0 * metric << "%";
+  return out.str();
 }
 
 bool Federation::languageModel() const { return state_.model_spec.find("\"transformer\"") != std::string::npos; }

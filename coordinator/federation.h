@@ -91,7 +91,14 @@ class Federation {
   void finishPush(const std::string& id);
   void closeRound(Clock::time_point now);
   void reportRestarts(const RoundRecord& record) const;
-  void lowerCorrectionScale(const RoundRecord& record, bool collapsed, bool restored);
+  struct Backoff {
+    bool refused = false;    // the round's update is not applied
+    bool collapsed = false;  // because z_r collapsed (else: a member diverged)
+    std::optional<std::vector<float>> restored;  // the best consensus, replacing z_r
+  };
+  Backoff decideBackoff(double z_metric, size_t count);
+  void lowerCorrectionScale(const RoundRecord& record, bool collapsed);
+  std::string describeMetric(double metric) const;
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy
   void resumeCorrectionScale();
   void restoreCheckpoint(std::vector<float>& consensus);
@@ -116,6 +123,7 @@ class Federation {
   std::vector<std::pair<std::string, float>> round_contributions_;
   bool round_exact_ = true;
   std::vector<std::string> round_restarted_;  // members whose push says their training diverged
+  std::vector<std::pair<std::string, float>> round_raters_;  // (identity, metric samples) of the round's ratings
   bool initial_ready_ = false;
   bool defer_persistence_ = false;
   bool persist_pending_ = false;

@@ -32,6 +32,8 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
   meta["configured_correction_scale"] = s.configured_correction_scale;
   meta["best_metric"] = s.best_metric;
   meta["best_round"] = s.best_round;
+  meta["best_raters"] = s.best_raters;
+  meta["previous_digest"] = s.previous_digest;
   nlohmann::json log = nlohmann::json::array();
   size_t first = s.log.size() > kMaxRoundLog ? s.log.size() - kMaxRoundLog : 0;
   for (size_t i = first; i < s.log.size(); ++i) {
@@ -43,7 +45,9 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
                    {"metric", r.metric},
                    {"metric_samples", r.metric_samples},
                    {"restarted", r.restarted},
-                   {"correction_scale", r.correction_scale}});
+                   {"correction_scale", r.correction_scale},
+                   {"refused", r.refused},
+                   {"restored", r.restored}});
   }
   meta["log"] = log;
   common::CheckpointWriter writer;
@@ -75,11 +79,14 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
     s.configured_correction_scale = meta.value("configured_correction_scale", 0.0);
     s.best_metric = meta.value("best_metric", -1.0);
     s.best_round = meta.value("best_round", uint64_t{0});
+    s.best_raters = meta.value("best_raters", uint64_t{0});
+    s.previous_digest = meta.value("previous_digest", uint64_t{0});
     for (const auto& r : meta.at("log")) {
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
                        r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>(),
-                       r.value("restarted", size_t{0}), r.value("correction_scale", 0.0)});
+                       r.value("restarted", size_t{0}), r.value("correction_scale", 0.0),
+                       r.value("refused", false), r.value("restored", int64_t{-1})});
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("checkpoint '" + path + "' has unreadable metadata: " + e.what());

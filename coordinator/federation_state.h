@@ -18,6 +18,8 @@ struct RoundRecord {
   uint64_t metric_samples = 0;
   size_t restarted = 0;  // contributors whose training diverged and restarted from z_round
   double correction_scale = 0;  // SCAFFOLD: the scale in effect for z_{round+1}; 0 for other algorithms
+  bool refused = false;         // SCAFFOLD's back-off refused the round's update
+  int64_t restored = -1;        // ... and z_{round+1} is this earlier best consensus; -1: none
 };
 
 struct FederationState {
@@ -32,8 +34,9 @@ struct FederationState {
   std::vector<float> second_moment;  // adam's v; empty otherwise
   std::string server_optimizer;      // the kind its state belongs to ("plain", "nesterov", "adam")
   std::vector<std::string> members;
-  // Of z_round: see proto::ConsensusToWorker. 0 when unknown.
+  // Of z_round: see proto::ConsensusToWorker. 0 when unknown. And of z_{round-1}.
   uint64_t contributors_digest = 0;
+  uint64_t previous_digest = 0;
   // SCAFFOLD: the correction scale in effect, lowered from the configured
   // one (kept beside it) after rounds in which members diverged. 0 when unset.
   double correction_scale = 0;
@@ -42,6 +45,7 @@ struct FederationState {
   // of that consensus, kept as best.ckpt (coordinator/best_consensus.h); -1: none.
   double best_metric = -1;
   uint64_t best_round = 0;
+  uint64_t best_raters = 0;  // digest of who rated it, with how many samples
   std::vector<RoundRecord> log;  // most recent rounds, bounded
 };
 

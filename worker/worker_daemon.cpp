@@ -263,9 +263,7 @@ class WorkerDaemon::Impl {
     const double scale = e.correction_scale > 0 ? e.correction_scale : correctionScale(welcome);
     if (scale != correction_scale_ && correction_scale_ > 0)
       LOG_WARN("round " << round + 1 << ": the coordinator set the SCAFFOLD correction scale to " << scale
-                        << " (was " << correction_scale_
-                        << "): members' training diverged or the consensus collapsed, and every member starts its "
-                           "correction again");
+                        << " (was " << correction_scale_ << ")");
     correction_scale_ = scale;
     return scale;
   }

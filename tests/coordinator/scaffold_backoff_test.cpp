@@ -44,6 +44,15 @@ class ScaffoldBackoffTest : public FederationFixture {
     ASSERT_TRUE(f.advance(t0_ + std::chrono::seconds(60)));
   }
 
+  // Two rounds in which a and b push trained vectors: z_r's digest then
+  // repeats z_{r-1}'s, so members apply their corrections in the next round.
+  void settle(Federation& f, unsigned seed) {
+    ASSERT_NO_FATAL_FAILURE(round(f, false, seed));
+    ASSERT_NO_FATAL_FAILURE(round(f, false, seed + 100));
+    ASSERT_NE(f.state().contributors_digest, 0u);
+    ASSERT_EQ(f.state().contributors_digest, f.state().previous_digest);
+  }
+
   // One round in which a and b push trained vectors and rate z_r `metric`.
   void ratedRound(Federation& f, double metric, unsigned seed) {
     for (const char* id : {"a", "b"}) {
@@ -67,25 +76,41 @@ TEST_F(ScaffoldBackoffTest, EachDivergedRoundHalvesItDownToTheFloor) {
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0) << "a round without divergence keeps it";
   const double expected[] = {0.5, 0.25, 0.25};
   for (double scale : expected) {
+    ASSERT_NO_FATAL_FAILURE(settle(*f, 20));
     const std::vector<float> before = *f->consensus();
     const bool above_floor = f->state().correction_scale > 0.25;
-    ASSERT_NO_FATAL_FAILURE(round(*f, true, 20));
+    ASSERT_NO_FATAL_FAILURE(round(*f, true, 30));
     EXPECT_DOUBLE_EQ(f->state().correction_scale, scale);
     EXPECT_DOUBLE_EQ(f->state().log.back().correction_scale, scale) << "the round record says what z_r+1 carries";
     EXPECT_EQ(*f->consensus() == before, above_floor)
         << "the update of a diverged round is refused until the scale is at its floor, then counted as usual";
+    EXPECT_EQ(f->state().log.back().refused, above_floor);
     EXPECT_EQ(f->state().contributors_digest, 0u);
   }
-  ASSERT_NO_FATAL_FAILURE(round(*f, false, 30));
+  ASSERT_NO_FATAL_FAILURE(round(*f, false, 40));
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.25) << "it is not raised again by itself";
   EXPECT_DOUBLE_EQ(admitOk(*f, "c").correction_scale(), 0.25) << "a member that joins now gets the lowered scale";
+}
+
+TEST_F(ScaffoldBackoffTest, ADivergenceWithoutCorrectionsInEffectIsNotTheirs) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  // Round 0 trains from z_0 (digest 0), round 1 from z_1 (a digest seen once):
+  // no member applies a correction in either, so a divergence is its own.
+  for (unsigned seed : {10u, 20u}) {
+    const std::vector<float> before = *f->consensus();
+    ASSERT_NO_FATAL_FAILURE(round(*f, true, seed));
+    EXPECT_NE(*f->consensus(), before);
+    EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0);
+  }
 }
 
 TEST_F(ScaffoldBackoffTest, ALoweredScaleSurvivesARestartUnlessTheOperatorChangesIt) {
   {
     auto f = make(scaffold(0.8, 0.1));
     bootstrap(*f, {"a", "b"}, vectorFor(1));
-    ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
+    ASSERT_NO_FATAL_FAILURE(settle(*f, 10));
+    ASSERT_NO_FATAL_FAILURE(round(*f, true, 20));
     ASSERT_DOUBLE_EQ(f->state().correction_scale, 0.4);
   }
   auto resumed = make(scaffold(0.8, 0.1), *loadFederationState(dir_));
@@ -110,9 +135,32 @@ TEST_F(ScaffoldBackoffTest, ACollapsedConsensusGivesWayToTheBestSoFar) {
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0);
   ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.30, 40));  // z_3 rated 0.30: below half the best
   EXPECT_EQ(*f->consensus(), z1) << "z_4 is the best consensus, z_1";
+  EXPECT_EQ(f->state().log.back().restored, 1);
+  EXPECT_TRUE(f->state().log.back().refused);
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.5);
   EXPECT_EQ(f->state().contributors_digest, 0u) << "every member must drop its correction";
   EXPECT_EQ(f->round(), 4u);
+}
+
+TEST_F(ScaffoldBackoffTest, RatingsByOtherMembersAreANewYardstickNotACollapse) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.80, 10));  // z_0 rated 0.80 by a and b
+  // Only b rates z_1 (a's push carries no rating): 0.30 is b's view, not a collapse.
+  ASSERT_FALSE(push(*f, "a", f->round(), 100, vectorFor(20)));
+  const std::vector<float> values = vectorFor(21);
+  auto payload = common::EncodedPayload::encode(proto::DTYPE_FP32, values.data(), values.size(), kChunk);
+  proto::PushFromWorker rated = pushHeader(f->round(), 100, payload.header());
+  rated.set_metric(0.30);
+  rated.set_metric_samples(50);
+  ASSERT_FALSE(f->beginPush("b", rated));
+  for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(*f, "b", payload, c));
+  const std::vector<float> before = *f->consensus();
+  ASSERT_TRUE(f->advance(t0_ + std::chrono::seconds(60)));
+  EXPECT_NE(*f->consensus(), before);
+  EXPECT_DOUBLE_EQ(f->state().correction_scale, 1.0);
+  EXPECT_EQ(f->state().best_round, 1u) << "the best is now judged by b's ratings";
+  EXPECT_DOUBLE_EQ(f->state().best_metric, 0.30);
 }
 
 TEST_F(ScaffoldBackoffTest, ACollapseWithoutABestCheckpointKeepsZrAndStillBacksOff) {
@@ -154,6 +202,7 @@ TEST(BestConsensus, BitsPerByteImproveDownwardsAndCollapseUpwards) {
 TEST_F(ScaffoldBackoffTest, AFloorEqualToTheScaleNeverLowersIt) {
   auto f = make(scaffold(0.5, 0.5));
   bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(settle(*f, 20));
   const std::vector<float> before = *f->consensus();
   ASSERT_NO_FATAL_FAILURE(round(*f, true, 10));
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.5);

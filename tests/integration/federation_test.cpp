@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -308,10 +309,9 @@ TEST(Federation, OverlappingWorkersTrainAheadWhileTheConsensusTravels) {
 
 // A learning rate no model survives: every member's local training blows up
 // every round. None of them may push NaN, drop out or stall the federation;
-// each restarts from the consensus and says so. Under SCAFFOLD the
-// coordinator also refuses each such round and halves the share of the
-// correction everyone applies: the lowered scale travels with the consensus
-// and the members switch to it.
+// each restarts from the consensus and says so. Under SCAFFOLD no correction
+// is ever in effect (every consensus has digest 0), so the divergence is the
+// members' own and the correction scale stays.
 class DivergingFederation : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DivergingFederation, MembersRestartFromTheConsensusAndStayIn) {
@@ -340,20 +340,53 @@ TEST_P(DivergingFederation, MembersRestartFromTheConsensusAndStayIn) {
     EXPECT_TRUE(lines[0].value("restarted_from_consensus", false));
   }
   if (o.algorithm != "scaffold") return;
-  double expected = 1.0;
   for (const auto& r : rounds) {
-    expected /= 2;
-    EXPECT_DOUBLE_EQ(r.value("correction_scale", 0.0), expected) << r.dump();
+    EXPECT_DOUBLE_EQ(r.value("correction_scale", 0.0), 1.0) << r.dump();
+    EXPECT_FALSE(r.value("refused", false)) << r.dump();
   }
-  EXPECT_DOUBLE_EQ(state->correction_scale, expected) << "the lowered scale is part of the checkpoint";
-  EXPECT_NE(h.log("coordinator").find("the correction scale is lowered from 1 to 0.5"), std::string::npos)
-      << h.log("coordinator");
-  for (size_t k = 0; k < o.workers; ++k)
-    EXPECT_NE(h.log(h.workerName(k)).find("set the SCAFFOLD correction scale to 0.25"), std::string::npos)
-        << h.log(h.workerName(k));
 }
 
 INSTANTIATE_TEST_SUITE_P(Federation, DivergingFederation, ::testing::Values("admm", "scaffold"));
+
+// Three SCAFFOLD rounds with the same members build drift corrections; the
+// federation is then extended by three rounds and worker-1 comes back with a
+// learning rate its corrected training cannot survive. The coordinator
+// refuses that round, halves the correction scale, keeps it in its
+// checkpoint and sends it with the consensus, and every member switches.
+TEST(Federation, ScaffoldBacksOffWhenAMemberDivergesUnderItsCorrection) {
+  FederationOptions o;
+  o.algorithm = "scaffold";
+  o.max_rounds = 3;
+  FederationHarness h(o);
+  runToTheEnd(h, o.workers);
+  auto edit = [&h](const std::string& file, const std::function<void(nlohmann::json&)>& change) {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(h.path(file)));
+    change(j);
+    std::ofstream(h.path(file)) << j.dump(2);
+  };
+  edit("coordinator.json", [](nlohmann::json& j) { j["rounds"]["max"] = 6; });
+  edit(h.workerName(1) + ".json", [](nlohmann::json& j) { j["train"]["lr"] = 1e12; });
+  runToTheEnd(h, o.workers);
+
+  auto rounds = h.rounds();
+  ASSERT_EQ(rounds.size(), 6u);
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    EXPECT_EQ(rounds[r].value("refused", false), r == 3) << rounds[r].dump();
+    EXPECT_DOUBLE_EQ(rounds[r].value("correction_scale", 0.0), r < 3 ? 1.0 : 0.5) << rounds[r].dump();
+  }
+  EXPECT_NE(h.log("coordinator").find("diverged while drift corrections were in effect"), std::string::npos)
+      << h.log("coordinator");
+  auto state = coordinator::loadFederationStateFile(h.checkpoint());
+  ASSERT_TRUE(state.has_value());
+  EXPECT_DOUBLE_EQ(state->correction_scale, 0.5) << "the lowered scale is part of the checkpoint";
+  const auto received = [&h](int round) {
+    return section(h.path("audit/" + h.workerName(0) + "/received-round-" + std::to_string(round) + ".ckpt"), "vector");
+  };
+  EXPECT_EQ(received(4), received(3)) << "the refused round kept z_3";
+  for (size_t k = 0; k < o.workers; ++k)
+    EXPECT_NE(h.log(h.workerName(k)).find("set the SCAFFOLD correction scale to 0.5 (was 1)"), std::string::npos)
+        << h.log(h.workerName(k));
+}
 
 // SCAFFOLD's corrections live only at the members and must survive a crash:
 // worker-1 is killed between rounds and resumes from its saved state. With
