@@ -379,12 +379,12 @@ void Federation::closeRound(Clock::time_point now) {
   }
   double total_weight = weight_sum_;
   const double z_metric = metric_samples_ > 0 ? metric_sum_ / static_cast<double>(metric_samples_) : -1.0;
-  const Backoff backoff = decideBackoff(z_metric, next->size());
+  Backoff backoff = decideBackoff(z_metric, next->size());
   const bool refused = backoff.refused;
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
-    if (backoff.restored) std::copy(backoff.restored->begin(), backoff.restored->end(), next->begin());
+    if (backoff.restored) *next = std::move(*backoff.restored);
   } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
@@ -393,17 +393,12 @@ void Federation::closeRound(Clock::time_point now) {
     if (store_ && store_->contributions() > 0)
       store_->combine(config_.rule, config_.trim_fraction, next->data(), combined.data(), config_.cpu_threads);
     if (store_) store_->clear();
-    const size_t step = config_.chunk_elements;
-    for (size_t offset = 0; offset < next->size(); offset += step)
-      aggregator_->accumulate(offset, combined.data() + offset, std::min(step, next->size() - offset), 1.0f);
+    accumulateWhole(combined, 1.0f);
     total_weight = 1.0;
   } else if (delta_weight_ > 0) {
     // Delta pushes summed to sum_k w_k (x_k - z_r); adding z_r once with their
     // total weight makes the sum the same as if they had sent x_k.
-    const size_t step = config_.chunk_elements;
-    for (size_t offset = 0; offset < next->size(); offset += step)
-      aggregator_->accumulate(offset, next->data() + offset, std::min(step, next->size() - offset),
-                              static_cast<float>(delta_weight_));
+    accumulateWhole(*next, static_cast<float>(delta_weight_));
   }
   if (!refused) {
     ServerOptimizerState optimizer;
@@ -449,16 +444,12 @@ void Federation::closeRound(Clock::time_point now) {
   persist();
 
   // Workers report accuracy for classifiers and bits per byte for language models.
-  std::ostringstream metric;
-  if (record.metric >= 0) {
-    const std::string described = describeMetric(record.metric);
-    const size_t value = described.rfind(' ');
-    metric << ", federation val " << described.substr(0, value) << " of z_" << record.round << described.substr(value);
-  }
+  const std::string metric =
+      record.metric >= 0 ? ", federation val " + describeMetric(record.metric, record.round) : std::string();
   LOG_INFO("round " << record.round + 1 << (config_.rounds.max_rounds ? "/" + std::to_string(config_.rounds.max_rounds) : "")
                     << " closed: " << record.contributors << " contributors, " << megabytes(record.bytes_received)
                     << " received, " << std::fixed << std::setprecision(2) << record.seconds << " s"
-                    << metric.str());
+                    << metric);
   unlogged_round_ = roundJson(record);
   if (!persist_pending_) appendRoundLog();
 }
@@ -527,8 +518,8 @@ void Federation::lowerCorrectionScale(const RoundRecord& record, bool collapsed)
   std::ostringstream why;
   const uint64_t r = record.round;
   if (collapsed) {
-    why << "the members' validation " << describeMetric(record.metric) << " of z_" << r
-        << " collapsed from the best so far, " << describeMetric(state_.best_metric) << " of z_" << state_.best_round;
+    why << "the members' validation " << describeMetric(record.metric, r) << " collapsed from the best so far, "
+        << describeMetric(state_.best_metric, state_.best_round);
     if (record.restored >= 0) why << ", so z_" << record.restored << " is restored as z_" << r + 1;
     else why << ", which cannot be restored, so the round's update is refused and z_" << r << " kept as z_" << r + 1;
   } else {
@@ -540,13 +531,21 @@ void Federation::lowerCorrectionScale(const RoundRecord& record, bool collapsed)
                     << " (algorithm.min_correction_scale " << config_.min_correction_scale << " is the floor)");
 }
 
-// "accuracy 54.25%" for classifiers, "bits per byte 3.114" for language models.
-std::string Federation::describeMetric(double metric) const {
+// "accuracy of z_5 54.25%" for classifiers, "bits per byte of z_5 3.114"
+// for language models.
+std::string Federation::describeMetric(double metric, uint64_t round) const {
   std::ostringstream out;
-  out << std::fixed;
-  if (languageModel()) out << "bits per byte " << std::setprecision(3) << metric;
-  else out << "accuracy " << std::setprecision(2) << 100.0 * metric << "%";
+  out << (languageModel() ? "bits per byte" : "accuracy") << " of z_" << round << " " << std::fixed;
+  if (languageModel()) out << std::setprecision(3) << metric;
+  else out << std::setprecision(2) << 100.0 * metric << "%";
   return out.str();
+}
+
+// sum += weight * values over the whole vector, chunk by chunk as pushes fold.
+void Federation::accumulateWhole(const std::vector<float>& values, float weight) {
+  const size_t step = config_.chunk_elements;
+  for (size_t offset = 0; offset < values.size(); offset += step)
+    aggregator_->accumulate(offset, values.data() + offset, std::min(step, values.size() - offset), weight);
 }
 
 bool Federation::languageModel() const { return state_.model_spec.find("\"transformer\"") != std::string::npos; }

@@ -98,7 +98,8 @@ class Federation {
   };
   Backoff decideBackoff(double z_metric, size_t count);
   void lowerCorrectionScale(const RoundRecord& record, bool collapsed);
-  std::string describeMetric(double metric) const;
+  std::string describeMetric(double metric, uint64_t round) const;
+  void accumulateWhole(const std::vector<float>& values, float weight);
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy
   void resumeCorrectionScale();
   void restoreCheckpoint(std::vector<float>& consensus);
