@@ -1,5 +1,9 @@
 #include "coordinator/best_consensus.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <stdexcept>
 
@@ -23,29 +27,70 @@ bool collapsedFrom(double metric, double best, bool higher_is_better) {
   return higher_is_better ? metric < best / 2 : metric > best * 2;
 }
 
+namespace {
+
+void syncFile(const std::string& path, std::error_code& ec) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) ec.assign(errno, std::generic_category());
+  if (fd >= 0) ::close(fd);
+}
+
+std::string stagedPath(const std::string& state_dir) { return bestCheckpointPath(state_dir) + ".next"; }
+
+}  // namespace
+
 bool keepAsBest(const std::string& state_dir) {
-  const std::string best = bestCheckpointPath(state_dir), staged = best + ".tmp";
+  const std::string staged = stagedPath(state_dir);
   std::error_code ec;
   fs::remove(staged, ec);
   ec.clear();
   fs::create_hard_link(checkpointPath(state_dir), staged, ec);
   if (ec) {
+    // A copy's bytes reach the disk before it can be promoted; a link's name
+    // becomes durable with the checkpoint's directory sync.
     ec.clear();
     fs::copy_file(checkpointPath(state_dir), staged, ec);
+    if (!ec) syncFile(staged, ec);
   }
-  if (!ec) fs::rename(staged, best, ec);
-  if (ec) LOG_WARN("cannot keep the best consensus as " << best << ": " << ec.message());
-  return !ec;
+  if (ec) {
+    LOG_WARN("cannot keep the best consensus as " << staged << ": " << ec.message());
+    fs::remove(staged, ec);
+    return false;
+  }
+  return true;
 }
 
-std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
-                                           const std::string& fingerprint) {
+void promoteBest(const std::string& state_dir) {
+  const std::string staged = stagedPath(state_dir);
+  std::error_code ec;
+  if (!fs::exists(staged, ec)) return;
+  fs::rename(staged, bestCheckpointPath(state_dir), ec);
+  if (ec) LOG_WARN("cannot keep the best consensus as " << bestCheckpointPath(state_dir) << ": " << ec.message());
+}
+
+void settleBest(const std::string& state_dir, uint64_t best_round, bool has_best) {
+  const std::string staged = stagedPath(state_dir);
+  std::error_code ec;
+  if (!fs::exists(staged, ec)) return;
+  bool recorded = false;
+  try {
+    auto best = loadFederationStateFile(staged);
+    recorded = has_best && best && best->has_consensus && best->round == best_round;
+  } catch (const std::exception&) {
+    // damaged: the state never recorded it
+  }
+  if (recorded) return promoteBest(state_dir);
+  fs::remove(staged, ec);
+}
+
+std::optional<BestConsensus> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                      const std::string& fingerprint) {
   const std::string path = bestCheckpointPath(state_dir);
   try {
     auto best = loadFederationStateFile(path);
     if (best && best->has_consensus && best->round == round && best->consensus.size() == count &&
         best->fingerprint == fingerprint)
-      return std::move(best->consensus);
+      return BestConsensus{best->round, std::move(best->consensus)};
     LOG_WARN(path << " does not hold z_" << round << " of model " << fingerprint << " with " << count
                   << " parameters; nothing to restore");
   } catch (const std::exception& e) {

@@ -23,13 +23,29 @@ bool improvesOn(double metric, double best, bool higher_is_better);
 // above twice it for bits per byte. False while there is no best.
 bool collapsedFrom(double metric, double best, bool higher_is_better);
 
-// Makes the checkpoint now in state_dir the best one. False, with a warning
-// logged, when the file system refuses both a link and a copy.
+// Stages the checkpoint now in state_dir as the next best one
+// (best.ckpt.next). False, with a warning logged, when the file system
+// refuses both a link and a copy.
 bool keepAsBest(const std::string& state_dir);
+
+// Once the checkpoint that records the staged best round is durable, the
+// staged file becomes best.ckpt; so best.ckpt always holds the round the
+// durable state names. Nothing staged: nothing to do.
+void promoteBest(const std::string& state_dir);
+
+// At start: a staged best that the durable state records (`best_round`) was
+// stopped short of its promotion and is promoted; any other (the state that
+// would have recorded it was never written) is discarded.
+void settleBest(const std::string& state_dir, uint64_t best_round, bool has_best);
+
+struct BestConsensus {
+  uint64_t round = 0;
+  std::vector<float> values;
+};
 
 // The consensus in best.ckpt when it is z_round of the model `fingerprint`
 // with `count` parameters; nullopt, with a warning logged, otherwise.
-std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
-                                           const std::string& fingerprint);
+std::optional<BestConsensus> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                      const std::string& fingerprint);
 
 }  // namespace tapestry::coordinator

@@ -73,6 +73,7 @@ void readRounds(ConfigReader r, CoordinatorConfig& c) {
   c.rounds.quorum = r.optional<size_t>("quorum", c.rounds.min_workers);
   if (c.rounds.quorum == 0) r.fail("quorum", "must be >= 1");
   c.rounds.deadline = r.seconds("deadline_s", c.rounds.deadline);
+  c.rounds.push_grace = r.seconds("push_grace_s", c.rounds.deadline, true);
   r.finish();
 }
 

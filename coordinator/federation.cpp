@@ -86,6 +86,7 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
       logic_(config_.rounds, state_.round, state_.has_consensus, now) {
   if (state_.federation_id.empty()) state_.federation_id = config_.federation_id;
   resumeCorrectionScale();
+  settleBest(config_.state_dir, state_.best_round, state_.best_metric >= 0);
   if (state_.has_consensus) {
     consensus_ = std::make_shared<const std::vector<float>>(std::move(state_.consensus));
     state_.consensus.clear();
@@ -186,6 +187,14 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
   return {};
 }
 
+std::vector<std::string> Federation::cutOffSlowPushes(Clock::time_point now) {
+  const auto cutoff = logic_.pushCutoff();
+  if (!cutoff || now < *cutoff) return {};
+  std::vector<std::string> ids(logic_.streaming().begin(), logic_.streaming().end());
+  for (const std::string& id : ids) depart(id);
+  return ids;
+}
+
 void Federation::depart(const std::string& id) {
   logic_.workerLeft(id);
   waiting_.erase(id);
@@ -262,7 +271,7 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   }
   weight_sum_ += p.weight;
   if (p.delta) delta_weight_ += p.weight;
-  if (std::isfinite(push.metric()) && push.metric_samples() > 0) {
+  if (ratingCounts(id, push.metric(), push.metric_samples())) {
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
     round_raters_.emplace_back(id, static_cast<float>(push.metric_samples()));
@@ -274,6 +283,21 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   logic_.pushStarted(id);
   pushes_[id] = std::move(p);
   return {};
+}
+
+// A member's validation metric of z_r counts towards the federation's when
+// it is one: an accuracy in [0, 1] or bits per byte in [0, 1000], from at
+// most 2^32 samples. Anything else is a bug or an attempt to steer which
+// consensus is kept as the best (and, under SCAFFOLD, to fake a collapse);
+// it is ignored, the contribution itself still counts.
+bool Federation::ratingCounts(const std::string& id, double metric, uint64_t samples) const {
+  if (!std::isfinite(metric) || samples == 0) return false;  // no rating
+  const double ceiling = languageModel() ? 1000.0 : 1.0;
+  if (metric >= 0 && metric <= ceiling && samples <= (uint64_t{1} << 32)) return true;
+  LOG_WARN(id << " rated z_" << logic_.round() << " " << metric << " on " << samples << " samples, outside "
+              << (languageModel() ? "[0, 1000] bits per byte" : "[0, 1] accuracy")
+              << " or over 2^32 samples; its rating is ignored, its contribution counts");
+  return false;
 }
 
 size_t Federation::expectedChunkBytes(const std::string& id) const {
@@ -384,7 +408,7 @@ void Federation::closeRound(Clock::time_point now) {
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
-    if (backoff.restored) *next = std::move(*backoff.restored);
+    if (backoff.restored) *next = std::move(backoff.restored->values);
   } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
@@ -429,7 +453,7 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
   record.refused = refused;
-  record.restored = backoff.restored ? static_cast<int64_t>(state_.best_round) : -1;
+  record.restored = backoff.restored ? static_cast<int64_t>(backoff.restored->round) : -1;
   reportRestarts(record);
   if (refused) lowerCorrectionScale(record, backoff.collapsed);
   record.correction_scale = state_.correction_scale;
@@ -586,8 +610,12 @@ void Federation::persisted() {
 }
 
 void Federation::persist() {
-  if (!defer_persistence_)
-    return saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
+  // A best consensus staged in this round becomes best.ckpt once the state
+  // that records it is durable.
+  if (!defer_persistence_) {
+    saveFederationState(state_, *consensus_, state_.momentum, config_.state_dir, state_.second_moment);
+    return promoteBest(config_.state_dir);
+  }
   // The small state is copied as it stands now, every field of it; the
   // vectors are read in place (see deferPersistence), so they step aside for
   // the copy and return to the same objects the job points at.
@@ -599,6 +627,7 @@ void Federation::persist() {
   persist_job_ = [meta = std::move(meta), consensus = consensus_.get(), momentum = &state_.momentum,
                   second = &state_.second_moment, dir = config_.state_dir] {
     saveFederationState(meta, *consensus, *momentum, dir, *second);
+    promoteBest(dir);
   };
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/frame.h"
 #include "coordinator/aggregation/aggregator.h"
+#include "coordinator/best_consensus.h"
 #include "coordinator/contribution_store.h"
 #include "coordinator/coordinator_config.h"
 #include "coordinator/federation_state.h"
@@ -74,6 +75,10 @@ class Federation {
   bool hasConsensus() const { return logic_.hasConsensus(); }
   bool finished() const { return logic_.finished(); }
   std::optional<Clock::time_point> nextDeadline() const { return logic_.nextDeadline(); }
+  std::optional<Clock::time_point> pushCutoff() const { return logic_.pushCutoff(); }
+  // Past the push cutoff, ends every push still streaming in as if its
+  // member had left (the rest taken from z_r) and returns their members.
+  std::vector<std::string> cutOffSlowPushes(Clock::time_point now);
   const FederationState& state() const { return state_; }
   const CoordinatorConfig& config() const { return config_; }
   std::string aggregatorName() const { return aggregator_->backendName(); }
@@ -94,10 +99,11 @@ class Federation {
   struct Backoff {
     bool refused = false;    // the round's update is not applied
     bool collapsed = false;  // because z_r collapsed (else: a member diverged)
-    std::optional<std::vector<float>> restored;  // the best consensus, replacing z_r
+    std::optional<BestConsensus> restored;  // the best consensus, replacing z_r
   };
   Backoff decideBackoff(double z_metric, size_t count);
   void lowerCorrectionScale(const RoundRecord& record, bool collapsed);
+  bool ratingCounts(const std::string& id, double metric, uint64_t samples) const;
   std::string describeMetric(double metric, uint64_t round) const;
   void accumulateWhole(const std::vector<float>& values, float weight);
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy

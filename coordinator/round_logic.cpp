@@ -41,6 +41,11 @@ std::optional<Clock::time_point> RoundLogic::nextDeadline() const {
   return opened_ + policy_.deadline;
 }
 
+std::optional<Clock::time_point> RoundLogic::pushCutoff() const {
+  if (!has_consensus_ || finished()) return std::nullopt;
+  return opened_ + policy_.deadline + policy_.push_grace;
+}
+
 void RoundLogic::roundClosed(Clock::time_point now) {
   ++round_;
   contributors_.clear();

@@ -8,6 +8,8 @@
 //       no push is still streaming in; or
 //   (b) the deadline since the round opened has passed, at least quorum
 //       workers have contributed, and no push is still streaming in.
+// A push still streaming in push_grace after the deadline is cut off
+// (pushCutoff), so one slow or hostile member cannot hold a round open.
 // A worker that started a push counts as a contributor even if it drops
 // before the last chunk (its missing chunks are filled from z_r upstream).
 #include <chrono>
@@ -24,6 +26,7 @@ struct RoundPolicy {
   size_t min_workers = 1;
   size_t quorum = 1;
   std::chrono::milliseconds deadline{std::chrono::minutes(10)};
+  std::chrono::milliseconds push_grace{std::chrono::minutes(10)};
   uint64_t max_rounds = 0;  // 0 = unbounded
 };
 
@@ -47,6 +50,10 @@ class RoundLogic {
   bool shouldClose(Clock::time_point now) const;
   // When a deadline close could next become possible (for a timer).
   std::optional<Clock::time_point> nextDeadline() const;
+  // When pushes still streaming in stop holding the round: deadline +
+  // push_grace after it opened (for a timer).
+  std::optional<Clock::time_point> pushCutoff() const;
+  const std::set<std::string>& streaming() const { return streaming_; }
   // z_{r+1} now exists: open the next round.
   void roundClosed(Clock::time_point now);
   // The very first consensus z_0 arrived (from a worker's initial vector).

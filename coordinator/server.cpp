@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -24,6 +25,7 @@ Server::Impl::Impl(CoordinatorConfig config)
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
       deadline_timer_(io_),
+      cutoff_timer_(io_),
       linger_timer_(io_),
       chunk_pool_(config_.inflight_chunks) {
   // The checkpoint of each new consensus is written by disk_ while the
@@ -228,6 +230,13 @@ void Server::Impl::persisted(const std::string& error, double seconds) {
 
 void Server::Impl::armDeadline() {
   deadline_timer_.cancel();
+  cutoff_timer_.cancel();
+  if (auto cutoff = federation_->pushCutoff()) {
+    cutoff_timer_.expires_at(*cutoff + std::chrono::milliseconds(1));
+    cutoff_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) cutOffSlowPushes();
+    });
+  }
   auto deadline = federation_->nextDeadline();
   if (!deadline) return;
   deadline_timer_.expires_at(*deadline + std::chrono::milliseconds(1));
@@ -238,6 +247,26 @@ void Server::Impl::armDeadline() {
       LOG_INFO("round " << federation_->round() + 1 << " deadline passed; it closes as soon as "
                         << config_.rounds.quorum << " workers have contributed");
   });
+}
+
+// A push that streams in slower than the round allows (one chunk per idle
+// timeout keeps a session alive) would hold the round open for everyone.
+void Server::Impl::cutOffSlowPushes() {
+  const uint64_t round = federation_->round();
+  const auto ids = federation_->cutOffSlowPushes(Clock::now());
+  if (ids.empty()) return;
+  std::ostringstream seconds;
+  seconds << std::chrono::duration<double>(config_.rounds.deadline + config_.rounds.push_grace).count();
+  const std::string why = "the push of round " + std::to_string(round) + " was still streaming in " +
+                          seconds.str() +
+                          " s after the round opened (rounds.deadline_s + rounds.push_grace_s), so it ends here and "
+                          "the rest of it is taken from the consensus; send fewer bytes (transfer.encoding bf16 or "
+                          "int8) or ask the operator for a longer rounds.push_grace_s";
+  for (const std::string& id : ids) {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) it->second->cutOff(why);
+  }
+  advance();
 }
 
 void Server::Impl::checkFinished() {

@@ -62,6 +62,10 @@ void Session::sendError(proto::ErrorCode code, const std::string& message, bool 
   if (fatal) connection_->closeAfterWrites(common::makeError(Errc::kRejected));
 }
 
+void Session::cutOff(const std::string& why) {
+  sendError(proto::ERROR_STALE_ROUND, why, true);
+}
+
 void Session::onControl(std::string_view body) {
   proto::WorkerMessage message;
   if (!message.ParseFromArray(body.data(), static_cast<int>(body.size())))

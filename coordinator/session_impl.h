@@ -46,6 +46,7 @@ class Server::Impl {
   void accept();
   void handshake(common::net::TlsStream stream);
   void armDeadline();
+  void cutOffSlowPushes();
   void checkFinished();
   void startPersist();
   void persisted(const std::string& error, double seconds);
@@ -57,6 +58,7 @@ class Server::Impl {
   asio::ip::tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer deadline_timer_;
+  asio::steady_timer cutoff_timer_;
   asio::steady_timer linger_timer_;
   std::unique_ptr<Federation> federation_;
   ChunkPool chunk_pool_;
@@ -84,6 +86,9 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   void requestInitial();
   // Closes once the final consensus has gone out.
   void finish();
+  // Its push streamed in past the round's push cutoff and was ended: says
+  // why and closes.
+  void cutOff(const std::string& why);
 
   void onControl(std::string_view body) override;
   bool deferChunk(size_t length, std::function<void()> resume) override;

@@ -281,6 +281,10 @@ class SyncClient::Impl : public common::net::FrameHandler {
                 ", outside [0, 1]; the coordinator must run this Tapestry release";
       return connection_->close(makeError(Errc::kMalformedFrame));
     }
+    if (c.round() > kMaxRound) {
+      detail_ = "the coordinator sent a consensus for round " + std::to_string(c.round()) + ", beyond any federation";
+      return connection_->close(makeError(Errc::kMalformedFrame));
+    }
     incoming_ = consensusBuffer();
     incoming_header_ = c.payload();
     incoming_round_ = c.round();

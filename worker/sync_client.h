@@ -17,6 +17,9 @@
 
 namespace tapestry::worker {
 
+// Rounds the worker accepts: its state counts them in a signed 64-bit field.
+constexpr uint64_t kMaxRound = uint64_t{1} << 62;
+
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7300;

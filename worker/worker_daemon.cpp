@@ -21,6 +21,7 @@
 #include "worker/consensus_rule.h"
 #include "worker/ml/dataset.h"
 #include "worker/sync_client.h"
+#include "worker/welcome_check.h"
 #include "worker/worker_state.h"
 
 namespace tapestry::worker {
@@ -145,6 +146,10 @@ class WorkerDaemon::Impl {
   }
 
   bool prepare(const proto::WelcomeToWorker& welcome) {
+    if (auto problem = welcomeProblem(welcome); !problem.empty()) {
+      LOG_ERROR("the coordinator's Welcome " << problem << "; this member stops with its state intact");
+      return false;
+    }
     if (!trainer_) {
       trainer_ = std::make_unique<Trainer>(config_.model, welcome.init_seed(), shard_.train, config_.train);
       if (saved_) {
@@ -173,17 +178,6 @@ class WorkerDaemon::Impl {
                                            << " elements; pick a divisor such as 256");
       return false;
     }
-    if (algorithm_ == proto::ALGORITHM_SCAFFOLD && !(welcome.correction_scale() >= 0 && welcome.correction_scale() <= 1)) {
-      LOG_ERROR("the coordinator asks for a SCAFFOLD correction scale of "
-                << welcome.correction_scale() << ", outside (0, 1]; its operator must fix algorithm.correction_scale");
-      return false;
-    }
-    if (algorithm_ == proto::ALGORITHM_ADMM && !(welcome.dual_step() >= 0 && welcome.dual_step() < 2)) {
-      LOG_ERROR("the coordinator asks for an ADMM dual step of " << welcome.dual_step()
-                                                                 << ", outside (0, 2); its operator must fix "
-                                                                    "algorithm.dual_step");
-      return false;
-    }
     return true;
   }
 
@@ -210,7 +204,7 @@ class WorkerDaemon::Impl {
     audit(*e.consensus, "received-round-" + std::to_string(round));
     if (state_.trained_round == round) {
       if (pushed_round_ != round)
-        send(client, round, std::numeric_limits<double>::quiet_NaN(), 0, encodeOutgoing(*e.consensus));
+        send(client, round, state_.metric, state_.metric_samples, encodeOutgoing(*e.consensus));
       return;
     }
     auto start = std::chrono::steady_clock::now();
@@ -240,12 +234,14 @@ class WorkerDaemon::Impl {
     state_.trainer = trainer_->state();
     state_.restarted = restartIfDiverged(round, z);
     state_.trained_round = round;
+    state_.metric = metric;
+    state_.metric_samples = shard_.val.size();
     // Encoded before the save, so the residual this push leaves is saved with
     // it: a restart after the push has counted still owes it to the next round.
     OutgoingPush out = encodeOutgoing(*e.consensus);
     saveWorkerState(state_, config_.state_dir);
     const double train_s = secondsSince(start);
-    send(client, round, metric, shard_.val.size(), std::move(out));
+    send(client, round, metric, state_.metric_samples, std::move(out));
     recordRound(round, local_steps, ahead, train_s, state_.restarted);
     // Training on from here (overlap) pulls towards the anchor of this round.
     target_ = std::move(local.target);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/checkpoint.h"
@@ -22,7 +23,9 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
                          {"position", s.trainer.position},
                          {"optimizer_steps", s.trainer.optimizer_steps},
                          {"scaffold_digest", s.scaffold.digest},
-                         {"restarted", s.restarted}};
+                         {"restarted", s.restarted},
+                         {"metric_samples", s.metric_samples}};
+  if (std::isfinite(s.metric)) meta["metric"] = s.metric;
   common::CheckpointWriter writer;
   writer.setMetadata(meta.dump());
   writer.addSection("parameters", s.trainer.parameters.data(), s.trainer.parameters.size() * sizeof(float));
@@ -56,6 +59,10 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     s.trainer.optimizer_steps = meta.value("optimizer_steps", uint64_t{0});
     s.scaffold.digest = meta.value("scaffold_digest", uint64_t{0});
     s.restarted = meta.value("restarted", false);
+    if (meta.contains("metric") && meta["metric"].is_number()) {
+      s.metric = meta["metric"].get<double>();
+      s.metric_samples = meta.value("metric_samples", uint64_t{0});
+    }
     if (ckpt->sections.count("second_moment")) s.trainer.second_moment = ckpt->sectionAs<float>("second_moment");
     // Vectors of one value per parameter, each added after the first
     // release: a state without one has none (empty).

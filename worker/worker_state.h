@@ -4,6 +4,7 @@
 // local training, before the push, so a restarted worker resends exactly the
 // vector it computed (or trains again from a consistent point).
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,11 @@ struct WorkerState {
   // Training of trained_round diverged and restarted from the consensus;
   // its push says so (proto::PushFromWorker.restarted), also when resent.
   bool restarted = false;
+  // This member's validation metric of z_trained_round, taken before training
+  // on it (NaN: none) and the samples behind it; a resent push carries it
+  // again, so the coordinator's judgement of that consensus survives a restart.
+  double metric = std::numeric_limits<double>::quiet_NaN();
+  uint64_t metric_samples = 0;
 };
 
 void saveWorkerState(const WorkerState& state, const std::string& state_dir);

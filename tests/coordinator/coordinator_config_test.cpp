@@ -106,6 +106,7 @@ TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
   EXPECT_EQ(c.rounds.min_workers, 4u);
   EXPECT_EQ(c.rounds.quorum, 4u) << "quorum defaults to min_workers";
   EXPECT_EQ(c.rounds.deadline, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.rounds.push_grace, std::chrono::milliseconds(2500)) << "push_grace_s defaults to deadline_s";
   EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kNesterov);
   EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.7f);
   EXPECT_FLOAT_EQ(c.server_optimizer.momentum, 0.9f);
@@ -174,6 +175,8 @@ TEST_F(CoordinatorConfigTest, BadValuesAreNamed) {
   j = minimal();
   j["rounds"]["deadline_s"] = 0;
   expectFieldError(j, "rounds.deadline_s");
+  j["rounds"] = {{"push_grace_s", -1}};
+  expectFieldError(j, "rounds.push_grace_s");
 
   j = minimal();
   j.erase("state_dir");

@@ -1,8 +1,9 @@
 // The real coordinator Server (in-process, loopback mutual TLS) against
 // members that hold valid certificates but break the protocol on purpose: a
 // session that never says Hello, a second session slipping chunks into the
-// first one's push, a push that stalls while heartbeats keep flowing, and
-// stale pushes sent over and over. Each must cost the federation nothing.
+// first one's push, a push that stalls while heartbeats keep flowing, a push
+// that trickles in just fast enough to stay alive, and stale pushes sent over
+// and over. Each must cost the federation nothing.
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -170,7 +171,8 @@ class HostilePeerTest : public ::testing::Test {
   // Starts the coordinator; `idle` is its idle timeout, the time a stalled
   // push is given. Generous where a test does not wait on it, so that a
   // loaded machine cannot time out an honest session.
-  void startServer(std::chrono::milliseconds idle = 10s) {
+  void startServer(std::chrono::milliseconds idle = 10s, std::chrono::milliseconds deadline = 60s,
+                   std::chrono::milliseconds push_grace = 60s) {
     CoordinatorConfig c;
     c.federation_id = "hostile";
     c.listen_port = 0;
@@ -182,7 +184,8 @@ class HostilePeerTest : public ::testing::Test {
     c.chunk_elements = kChunk;
     c.rounds.min_workers = 1;
     c.rounds.quorum = 1;
-    c.rounds.deadline = 60s;
+    c.rounds.deadline = deadline;
+    c.rounds.push_grace = push_grace;
     c.handshake_timeout = 2s;
     c.idle_timeout = idle;
     c.heartbeat_interval = 100ms;
@@ -287,6 +290,33 @@ TEST_F(HostilePeerTest, APushThatStallsWhileHeartbeatsFlowIsCutOffAndTheRoundClo
     const float bob_value = i < kChunk ? xb[i] : z0[i];
     ASSERT_NEAR(z1[i], 0.5f * (xa[i] + bob_value), 1e-5f) << "element " << i;
   }
+}
+
+TEST_F(HostilePeerTest, APushThatTricklesInIsCutOffAfterTheGraceAndTheRoundCloses) {
+  startServer(20s, 1s, 2s);
+  const std::vector<float> z0 = values(1.0f);
+  auto alice = bootstrap(encode(z0));
+  auto bob = connect(bob_tls_);
+  bob->hello();
+  ASSERT_TRUE(bob->waitFor([&] { return bob->consensus(0).has_value(); }));
+  const std::vector<float> xa = values(3.0f), xb = values(5.0f);
+  const auto pa = encode(xa), pb = encode(xb);
+  alice->push(0, pa, false);
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  // bob's chunks come well within the idle timeout of 20 s, but the next
+  // one only after the cutoff, 3 s after the round opened, has passed.
+  bob->push(0, pb, false);
+  bob->chunk(pb, 0);
+  const bool cut = bob->waitFor([&] { return bob->toldError("still streaming in 3 s after the round opened"); }, 15s);
+  for (size_t c = 1; c < pb->chunks() && !bob->closed(); ++c) bob->chunk(pb, c);
+  ASSERT_TRUE(cut) << "bob's push still held the round open";
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(1).has_value(); }));
+  const std::vector<float> z1 = *alice->consensus(1);
+  for (size_t i = 0; i < kParams; ++i) {
+    const float bob_value = i < kChunk ? xb[i] : z0[i];
+    ASSERT_NEAR(z1[i], 0.5f * (xa[i] + bob_value), 1e-5f) << "element " << i;
+  }
+  EXPECT_TRUE(bob->waitFor([&] { return bob->closed(); }));
 }
 
 TEST_F(HostilePeerTest, RepeatedStalePushesDoNotResendTheConsensus) {

@@ -52,6 +52,18 @@ TEST(RoundLogicTest, DoesNotCloseWhileAPushIsStreaming) {
   EXPECT_TRUE(logic.shouldClose(kT0));
 }
 
+TEST(RoundLogicTest, PushesStillStreamingAfterTheGraceAreDueToBeCutOff) {
+  RoundPolicy p = policy(2, 1);
+  p.push_grace = seconds(45);
+  RoundLogic logic = open(p, {"a", "b"});
+  ASSERT_TRUE(logic.pushCutoff().has_value());
+  EXPECT_EQ(*logic.pushCutoff(), kT0 + seconds(75)) << "deadline + push_grace after the round opened";
+  logic.pushStarted("b");
+  EXPECT_EQ(logic.streaming(), std::set<std::string>{"b"});
+  RoundLogic idle(p, 0, false, kT0);
+  EXPECT_FALSE(idle.pushCutoff().has_value()) << "no round is open before z_0";
+}
+
 TEST(RoundLogicTest, FewerThanMinWorkersWaitForTheDeadline) {
   RoundLogic logic = open(policy(3, 2), {"a", "b"});
   push(logic, "a");

@@ -53,18 +53,55 @@ class ScaffoldBackoffTest : public FederationFixture {
     ASSERT_EQ(f.state().contributors_digest, f.state().previous_digest);
   }
 
-  // One round in which a and b push trained vectors and rate z_r `metric`.
-  void ratedRound(Federation& f, double metric, unsigned seed) {
-    for (const char* id : {"a", "b"}) {
+  struct Rating {
+    const char* id;
+    double metric;
+    uint64_t samples;
+  };
+  // One round in which each member pushes a trained vector with its rating of z_r.
+  void ratedBy(Federation& f, std::initializer_list<Rating> ratings, unsigned seed) {
+    for (const Rating& r : ratings) {
       const std::vector<float> values = vectorFor(seed++);
       auto payload = common::EncodedPayload::encode(proto::DTYPE_FP32, values.data(), values.size(), kChunk);
       proto::PushFromWorker p = pushHeader(f.round(), 100, payload.header());
-      p.set_metric(metric);
-      p.set_metric_samples(50);
-      ASSERT_FALSE(f.beginPush(id, p));
-      for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(f, id, payload, c));
+      p.set_metric(r.metric);
+      p.set_metric_samples(r.samples);
+      ASSERT_FALSE(f.beginPush(r.id, p));
+      for (size_t c = 0; c < payload.chunks(); ++c) ASSERT_FALSE(sendChunk(f, r.id, payload, c));
     }
     ASSERT_TRUE(f.advance(t0_ + std::chrono::seconds(60)));
+  }
+
+  // One round in which a and b push trained vectors and rate z_r `metric`.
+  void ratedRound(Federation& f, double metric, unsigned seed) {
+    ratedBy(f, {{"a", metric, 50}, {"b", metric, 50}}, seed);
+  }
+
+  // z_0 and then z_1 are rated best; the files are then put back as a
+  // coordinator stopped while z_1 was staged as the next best would have left
+  // them: best.ckpt holding z_0, best.ckpt.next holding z_1, and
+  // coordinator.ckpt either from before z_1's rating (`state_written` false) or
+  // the one that records it. Returns z_0 and z_1.
+  std::pair<std::vector<float>, std::vector<float>> stopWhileABestIsStaged(bool state_written) {
+    namespace fs = std::filesystem;
+    const std::string best = bestCheckpointPath(dir_), before = dir_ + "/z1-state.ckpt";
+    const std::string z0_best = dir_ + "/z0-best.ckpt";
+    std::vector<float> z0, z1;
+    {
+      auto f = make(scaffold(1.0, 0.25));
+      bootstrap(*f, {"a", "b"}, vectorFor(1));
+      z0 = *f->consensus();
+      ratedRound(*f, 0.80, 10);  // z_0 rated 0.80: the best
+      z1 = *f->consensus();
+      fs::copy_file(checkpointPath(dir_), before);
+      fs::copy_file(best, z0_best);
+      ratedRound(*f, 0.90, 20);  // z_1 rated 0.90: the best
+      EXPECT_EQ(f->state().best_round, 1u);
+    }
+    fs::rename(best, best + ".next");
+    fs::rename(z0_best, best);
+    if (!state_written) fs::rename(before, checkpointPath(dir_));
+    return {z0, z1};
   }
 };
 
@@ -173,6 +210,43 @@ TEST_F(ScaffoldBackoffTest, ACollapseWithoutABestCheckpointKeepsZrAndStillBacksO
   ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.10, 30));  // z_2 = z_1, rated lower still
   EXPECT_DOUBLE_EQ(f->state().correction_scale, 0.25);
   EXPECT_EQ(*f->consensus(), z1) << "both collapsed rounds were refused";
+}
+
+TEST_F(ScaffoldBackoffTest, ABestStagedButNeverRecordedIsDiscarded) {
+  const auto [z0, z1] = stopWhileABestIsStaged(false);
+  auto f = make(scaffold(1.0, 0.25), *loadFederationState(dir_));
+  ASSERT_EQ(f->round(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(bestCheckpointPath(dir_) + ".next"));
+  EXPECT_EQ(loadFederationStateFile(bestCheckpointPath(dir_))->round, f->state().best_round)
+      << "best.ckpt holds the round the state records";
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.50, 30));  // z_1 rated 0.50 this time: neither
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.30, 40));  // z_2 rated 0.30: collapsed from z_0's 0.80
+  EXPECT_EQ(*f->consensus(), z0);
+  EXPECT_EQ(f->state().log.back().restored, 0);
+}
+
+TEST_F(ScaffoldBackoffTest, ABestStagedAndRecordedIsPromotedAtStart) {
+  const auto [z0, z1] = stopWhileABestIsStaged(true);
+  auto f = make(scaffold(1.0, 0.25), *loadFederationState(dir_));
+  ASSERT_EQ(f->round(), 2u);
+  ASSERT_EQ(f->state().best_round, 1u);
+  EXPECT_FALSE(std::filesystem::exists(bestCheckpointPath(dir_) + ".next"));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.30, 40));  // z_2 rated 0.30: collapsed from z_1's 0.90
+  EXPECT_EQ(*f->consensus(), z1);
+  EXPECT_EQ(f->state().log.back().restored, 1);
+}
+
+TEST_F(ScaffoldBackoffTest, ImplausibleRatingsAreIgnoredAndCannotSteerTheBest) {
+  auto f = make(scaffold(1.0, 0.25));
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.80, 10));  // z_0 rated 0.80 by a and b
+  const std::vector<float> before = *f->consensus();
+  ASSERT_NO_FATAL_FAILURE(ratedBy(*f, {{"a", 50.0, uint64_t{1} << 40}, {"b", 0.70, 50}}, 20));
+  EXPECT_DOUBLE_EQ(f->state().log.back().metric, 0.70) << "only b's rating of z_1 counts";
+  EXPECT_EQ(f->state().log.back().metric_samples, 50u);
+  EXPECT_NE(*f->consensus(), before) << "a's contribution still counts";
+  EXPECT_EQ(f->state().best_round, 1u) << "z_1 is best on b's rating; a's 50 would have made it best whatever it was";
+  EXPECT_DOUBLE_EQ(f->state().best_metric, 0.70);
 }
 
 TEST_F(ScaffoldBackoffTest, TheBestConsensusIsKeptForEveryAlgorithmButRestoredOnlyForScaffold) {

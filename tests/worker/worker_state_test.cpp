@@ -53,6 +53,8 @@ WorkerState sampleState() {
   s.scaffold.correction = awkwardFloats(10000, 15);
   s.scaffold.digest = 0xfedcba9876543210ull;
   s.restarted = true;
+  s.metric = 0.1 + 0.2;  // not a short decimal
+  s.metric_samples = 1234;
   return s;
 }
 
@@ -97,6 +99,8 @@ TEST_F(WorkerStateTest, RoundTripIsBitIdentical) {
       << "SCAFFOLD's correction: what the saved round added per step, needed for the next one";
   EXPECT_EQ(loaded->scaffold.digest, saved.scaffold.digest);
   EXPECT_TRUE(loaded->restarted) << "a resent push must still say that its member restarted";
+  EXPECT_EQ(loaded->metric, saved.metric) << "a resent push carries its rating of the consensus again";
+  EXPECT_EQ(loaded->metric_samples, saved.metric_samples);
 }
 
 TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
@@ -119,6 +123,18 @@ TEST_F(WorkerStateTest, SavingAgainReplacesTheState) {
   EXPECT_TRUE(sameBits(loaded->trainer.parameters, second.trainer.parameters));
   EXPECT_TRUE(loaded->trainer.momentum.empty());
   EXPECT_EQ(loaded->trainer.epoch, 0u);
+  EXPECT_EQ(loaded->metric, first.metric);
+}
+
+TEST_F(WorkerStateTest, AMemberWithoutAValidationSplitSavesNoMetric) {
+  WorkerState s = sampleState();
+  s.metric = std::numeric_limits<double>::quiet_NaN();
+  s.metric_samples = 0;
+  saveWorkerState(s, dir_ / "state");
+  auto loaded = loadWorkerState(dir_ / "state");
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_TRUE(std::isnan(loaded->metric));
+  EXPECT_EQ(loaded->metric_samples, 0u);
 }
 
 TEST_F(WorkerStateTest, NoStateIsNullopt) {
