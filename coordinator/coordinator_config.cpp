@@ -1,9 +1,11 @@
 #include "coordinator/coordinator_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "common/config.h"
+#include "common/payload.h"
 
 namespace tapestry::coordinator {
 
@@ -63,6 +65,19 @@ void readAlgorithm(ConfigReader r, CoordinatorConfig& c) {
   c.local_steps = r.optional<uint32_t>("local_steps", c.local_steps);
   if (c.local_steps == 0) r.fail("local_steps", "must be >= 1");
   c.init_seed = r.optional<uint64_t>("init_seed", c.init_seed);
+  r.finish();
+}
+
+void readModel(ConfigReader r, CoordinatorConfig& c) {
+  c.model_fingerprint = r.optional<std::string>("fingerprint", "");
+  const bool hex = c.model_fingerprint.size() == 16 &&
+                   std::all_of(c.model_fingerprint.begin(), c.model_fingerprint.end(),
+                               [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)) || (ch >= 'a' && ch <= 'f'); });
+  if (!c.model_fingerprint.empty() && !hex)
+    r.fail("fingerprint", "must be 16 lower-case hex digits, as `tapestry fingerprint --model '<the workers\' model>'` prints");
+  c.model_parameters = r.optional<uint64_t>("parameters", 0);
+  if (r.has("parameters") && (c.model_parameters == 0 || c.model_parameters > common::kMaxPayloadElements))
+    r.fail("parameters", "must be 1.." + std::to_string(common::kMaxPayloadElements));
   r.finish();
 }
 
@@ -168,6 +183,7 @@ CoordinatorConfig loadCoordinatorConfig(const std::string& path, const std::stri
     tls.finish();
   }
   c.state_dir = r.path("state_dir", base);
+  if (r.has("model")) readModel(r.child("model"), c);
   readAlgorithm(r.child("algorithm"), c);
   readRounds(r.child("rounds"), c);
   if (r.has("server_optimizer")) readServerOptimizer(r.child("server_optimizer"), c);

@@ -21,6 +21,10 @@ struct CoordinatorConfig {
   std::string port_file;            // optional: the bound port is written here
   common::net::TlsSettings tls;
   std::string state_dir;            // checkpoint and round log live here
+  // The federation's model, pinned by the operator (`tapestry fingerprint`
+  // prints both); empty / 0: set by the first member to say Hello.
+  std::string model_fingerprint;
+  uint64_t model_parameters = 0;
 
   Algorithm algorithm = Algorithm::kFedProx;
   double rho = 0.01;

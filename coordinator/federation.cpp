@@ -85,6 +85,11 @@ Federation::Federation(CoordinatorConfig config, FederationState state, std::uni
       aggregator_(std::move(aggregator)),
       logic_(config_.rounds, state_.round, state_.has_consensus, now) {
   if (state_.federation_id.empty()) state_.federation_id = config_.federation_id;
+  if (!state_.fingerprint.empty() && !pinnedModelAdmits(state_.fingerprint, state_.parameter_count))
+    throw std::runtime_error("the federation in " + config_.state_dir + " trains model " + state_.fingerprint + " (" +
+                             std::to_string(state_.parameter_count) + " parameters), not the model pinned in the config " +
+                             describePinnedModel() + "; fix the config's model section, or start the new model in a "
+                             "fresh state_dir");
   resumeCorrectionScale();
   settleBest(config_.state_dir, state_.best_round, state_.best_metric >= 0);
   if (state_.has_consensus) {
@@ -139,6 +144,19 @@ std::string Federation::roundJson(const RoundRecord& r) const {
   return line.str();
 }
 
+bool Federation::pinnedModelAdmits(const std::string& fingerprint, uint64_t parameters) const {
+  return (config_.model_fingerprint.empty() || fingerprint == config_.model_fingerprint) &&
+         (config_.model_parameters == 0 || parameters == config_.model_parameters);
+}
+
+std::string Federation::describePinnedModel() const {
+  std::string out;
+  if (!config_.model_fingerprint.empty()) out = "model.fingerprint " + config_.model_fingerprint;
+  if (config_.model_parameters)
+    out += (out.empty() ? "" : ", ") + std::string("model.parameters ") + std::to_string(config_.model_parameters);
+  return out;
+}
+
 Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker& hello,
                             proto::WelcomeToWorker* welcome) {
   if (hello.protocol_version() != common::kProtocolVersion)
@@ -147,6 +165,13 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
                                               "; run the same Tapestry release on both sides");
   if (hello.parameter_count() == 0 || hello.parameter_count() > common::kMaxPayloadElements)
     return reject(Errc::kMalformedFrame, "parameter_count " + std::to_string(hello.parameter_count()) + " is out of range");
+  if (!pinnedModelAdmits(hello.model_fingerprint(), hello.parameter_count()))
+    return reject(Errc::kFingerprintMismatch,
+                  "model fingerprint " + hello.model_fingerprint() + " (" + hello.model_spec() + ", " +
+                      std::to_string(hello.parameter_count()) + " parameters) is not the federation's model, which " +
+                      "the operator pinned as " + describePinnedModel() +
+                      "; configure the federation's model in the worker config (`tapestry fingerprint --model` "
+                      "prints a model's)");
   if (state_.fingerprint.empty()) {
     state_.fingerprint = hello.model_fingerprint();
     state_.model_spec = hello.model_spec();

@@ -76,6 +76,9 @@ class Federation {
   bool finished() const { return logic_.finished(); }
   std::optional<Clock::time_point> nextDeadline() const { return logic_.nextDeadline(); }
   std::optional<Clock::time_point> pushCutoff() const { return logic_.pushCutoff(); }
+  // The member asked for z_0 (empty: none), and whether its upload has begun.
+  const std::string& initialProvider() const { return initial_provider_; }
+  bool initialStarted() const { return !initial_provider_.empty() && pushes_.count(initial_provider_) > 0; }
   // Past the push cutoff, ends every push still streaming in as if its
   // member had left (the rest taken from z_r) and returns their members.
   std::vector<std::string> cutOffSlowPushes(Clock::time_point now);
@@ -103,6 +106,9 @@ class Federation {
   };
   Backoff decideBackoff(double z_metric, size_t count);
   void lowerCorrectionScale(const RoundRecord& record, bool collapsed);
+  // Whether a model is the one the config pins (anything, if none).
+  bool pinnedModelAdmits(const std::string& fingerprint, uint64_t parameters) const;
+  std::string describePinnedModel() const;
   bool ratingCounts(const std::string& id, double metric, uint64_t samples) const;
   std::string describeMetric(double metric, uint64_t round) const;
   void accumulateWhole(const std::vector<float>& values, float weight);

@@ -26,6 +26,7 @@ Server::Impl::Impl(CoordinatorConfig config)
       signals_(io_, SIGINT, SIGTERM),
       deadline_timer_(io_),
       cutoff_timer_(io_),
+      initial_timer_(io_),
       linger_timer_(io_),
       chunk_pool_(config_.inflight_chunks) {
   // The checkpoint of each new consensus is written by disk_ while the
@@ -150,6 +151,30 @@ void Server::Impl::handshake(common::net::TlsStream stream) {
 void Server::Impl::admitted(const std::shared_ptr<Session>& session) {
   unadmitted_.erase(session);
   sessions_[session->identity()] = session;
+  watchInitialProvider();
+}
+
+// The member asked for z_0 must begin sending it within the idle timeout.
+// One that stays connected without doing so (heartbeats keep a session
+// alive) would stall the federation before it starts, so it is let go and
+// the next member waiting is asked.
+void Server::Impl::watchInitialProvider() {
+  const std::string provider = federation_->initialProvider();
+  if (provider.empty() || provider == watched_provider_) return;
+  watched_provider_ = provider;
+  initial_timer_.expires_after(config_.idle_timeout);
+  initial_timer_.async_wait([this, provider](const boost::system::error_code& ec) {
+    if (ec) return;
+    watched_provider_.clear();
+    if (federation_->hasConsensus() || federation_->initialProvider() != provider || federation_->initialStarted())
+      return;
+    auto it = sessions_.find(provider);
+    if (it == sessions_.end()) return;
+    std::ostringstream why;
+    why << "asked for the initial vector z_0 " << std::chrono::duration<double>(config_.idle_timeout).count()
+        << " s ago (limits.idle_timeout_s), this member has not begun sending it; another member is asked";
+    it->second->cutOff(why.str());
+  });
 }
 
 bool Server::Impl::identityActive(const std::string& identity) const { return sessions_.count(identity) > 0; }
@@ -165,6 +190,7 @@ void Server::Impl::sessionClosed(Session* session, bool was_admitted, bool got_f
       sessions_.erase(it);
       std::string provider = federation_->pickInitialProvider();
       if (!provider.empty()) sessions_[provider]->requestInitial();
+      watchInitialProvider();
       advance();
     }
   } else {

@@ -47,6 +47,7 @@ class Server::Impl {
   void handshake(common::net::TlsStream stream);
   void armDeadline();
   void cutOffSlowPushes();
+  void watchInitialProvider();
   void checkFinished();
   void startPersist();
   void persisted(const std::string& error, double seconds);
@@ -59,6 +60,8 @@ class Server::Impl {
   asio::signal_set signals_;
   asio::steady_timer deadline_timer_;
   asio::steady_timer cutoff_timer_;
+  asio::steady_timer initial_timer_;
+  std::string watched_provider_;  // the member initial_timer_ waits on
   asio::steady_timer linger_timer_;
   std::unique_ptr<Federation> federation_;
   ChunkPool chunk_pool_;

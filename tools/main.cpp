@@ -24,6 +24,7 @@ int usage(std::ostream& out, int code) {
          "  eval       the metric of a consensus checkpoint on the Fashion-MNIST test set\n"
          "  finetune   a member's own model: the consensus fine-tuned on its shard, against local-only\n"
          "  demo       a local federation end to end: certificates, shards, coordinator, workers\n"
+         "  fingerprint  a model's fingerprint and parameter count, to pin in the coordinator config\n"
          "  bench      benchmarks: convergence, aggregate, wire, scale, overhead\n"
          "Run `tapestry <command> --help` for the command's options.\n";
   return code;
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   if (command == "eval") return tapestry::tools::runEvalCommand(args);
   if (command == "finetune") return tapestry::tools::runFinetuneCommand(args);
   if (command == "demo") return tapestry::tools::runDemoCommand(args);
+  if (command == "fingerprint") return tapestry::tools::runFingerprintCommand(args);
   if (command == "bench") return bench(args);
   if (command == "--help" || command == "-h" || command == "help") return usage(std::cout, 0);
   std::cerr << "unknown command '" << command << "'\n";

@@ -74,7 +74,7 @@ class WorkerDaemon::Impl {
                                                << ", left by a crash while it was written");
     LOG_INFO("shard " << config_.shard_dir << ": " << shard_.train.size() << " training and " << shard_.val.size()
                       << " validation samples; model " << config_.model.toJson().dump() << ", " << parameter_count_
-                      << " parameters" << (saved_ ? "; resuming from saved state" : ""));
+                      << " parameters, fingerprint " << fingerprint_ << (saved_ ? "; resuming from saved state" : ""));
   }
 
   int run() {

@@ -107,6 +107,7 @@ TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
   EXPECT_EQ(c.rounds.quorum, 4u) << "quorum defaults to min_workers";
   EXPECT_EQ(c.rounds.deadline, std::chrono::milliseconds(2500));
   EXPECT_EQ(c.rounds.push_grace, std::chrono::milliseconds(2500)) << "push_grace_s defaults to deadline_s";
+  EXPECT_EQ(c.model_fingerprint, "") << "no model pinned: the first member's Hello sets it";
   EXPECT_EQ(c.server_optimizer.kind, ServerOptimizerKind::kNesterov);
   EXPECT_FLOAT_EQ(c.server_optimizer.lr, 0.7f);
   EXPECT_FLOAT_EQ(c.server_optimizer.momentum, 0.9f);
@@ -114,6 +115,14 @@ TEST_F(CoordinatorConfigTest, ExplicitValuesAreRead) {
   EXPECT_EQ(c.cpu_threads, 3u);
   EXPECT_EQ(c.chunk_elements, 4096u);
   EXPECT_EQ(c.final_linger, std::chrono::milliseconds(0)) << "0: exit at once after the last round";
+}
+
+TEST_F(CoordinatorConfigTest, APinnedModelIsRead) {
+  json j = minimal();
+  j["model"] = {{"fingerprint", "0123456789abcdef"}, {"parameters", 61706}};
+  CoordinatorConfig c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.model_fingerprint, "0123456789abcdef");
+  EXPECT_EQ(c.model_parameters, 61706u);
 }
 
 TEST_F(CoordinatorConfigTest, ShippedConfigParses) {
@@ -177,6 +186,12 @@ TEST_F(CoordinatorConfigTest, BadValuesAreNamed) {
   expectFieldError(j, "rounds.deadline_s");
   j["rounds"] = {{"push_grace_s", -1}};
   expectFieldError(j, "rounds.push_grace_s");
+
+  j = minimal();
+  j["model"] = {{"fingerprint", "ABC"}};
+  expectFieldError(j, "model.fingerprint");
+  j["model"] = {{"parameters", 0}};
+  expectFieldError(j, "model.parameters");
 
   j = minimal();
   j.erase("state_dir");

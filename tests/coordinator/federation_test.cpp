@@ -297,6 +297,40 @@ INSTANTIATE_TEST_SUITE_P(Federation, AdamTest, ::testing::Values(false, true),
                            return info.param ? std::string("AcrossARestart") : std::string("InOneProcess");
                          });
 
+TEST_F(FederationTest, APinnedModelCannotBeChosenByTheFirstMember) {
+  CoordinatorConfig c = config();
+  c.model_fingerprint = "fp-mlp";
+  c.model_parameters = kParams;
+  auto f = make(c);
+  proto::WelcomeToWorker welcome;
+  Rejection r = f->admit("hostile", hello("fp-huge", uint64_t{1} << 33), &welcome);
+  EXPECT_EQ(r.code, Errc::kFingerprintMismatch) << "even as the first Hello";
+  EXPECT_NE(r.message.find("pinned as model.fingerprint fp-mlp, model.parameters " + std::to_string(kParams)),
+            std::string::npos)
+      << r.message;
+  EXPECT_EQ(f->admit("liar", hello("fp-mlp", kParams + 1), &welcome).code, Errc::kFingerprintMismatch)
+      << "the fingerprint alone does not pass with another parameter count";
+  EXPECT_TRUE(f->state().fingerprint.empty());
+  EXPECT_TRUE(admitOk(*f, "a").send_initial()) << "the honest member is asked for z_0";
+}
+
+TEST_F(FederationTest, AStateForAnotherModelThanThePinnedOneStopsTheStart) {
+  {
+    auto f = make(config());
+    bootstrap(*f, {"a"}, vectorFor(1));
+  }
+  CoordinatorConfig c = config();
+  c.model_fingerprint = "fp-other";
+  try {
+    make(c, *loadFederationState(dir_));
+    ADD_FAILURE() << "a coordinator pinned to fp-other resumed a federation of fp-mlp";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("trains model fp-mlp"), std::string::npos) << e.what();
+  }
+  c.model_fingerprint = "fp-mlp";
+  EXPECT_NO_THROW(make(c, *loadFederationState(dir_)));
+}
+
 TEST_F(FederationTest, RestartContinuesFromTheCheckpoint) {
   std::vector<float> z1;
   {

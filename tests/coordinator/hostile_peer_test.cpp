@@ -2,8 +2,8 @@
 // members that hold valid certificates but break the protocol on purpose: a
 // session that never says Hello, a second session slipping chunks into the
 // first one's push, a push that stalls while heartbeats keep flowing, a push
-// that trickles in just fast enough to stay alive, and stale pushes sent over
-// and over. Each must cost the federation nothing.
+// that trickles in just fast enough to stay alive, a member asked for z_0 that
+// never sends it, and stale pushes sent over and over. Each must cost the federation nothing.
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -317,6 +317,27 @@ TEST_F(HostilePeerTest, APushThatTricklesInIsCutOffAfterTheGraceAndTheRoundClose
     ASSERT_NEAR(z1[i], 0.5f * (xa[i] + bob_value), 1e-5f) << "element " << i;
   }
   EXPECT_TRUE(bob->waitFor([&] { return bob->closed(); }));
+}
+
+TEST_F(HostilePeerTest, AMemberAskedForZ0ThatNeverSendsItIsLetGoAndAnotherIsAsked) {
+  startServer(1500ms);
+  auto alice = connect(alice_tls_);
+  alice->hello();
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+  ASSERT_TRUE(alice->messages.front().welcome().send_initial()) << "alice, first, is asked for z_0";
+  auto bob = connect(bob_tls_);
+  bob->hello();
+  ASSERT_TRUE(bob->waitFor([&] { return bob->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+  EXPECT_FALSE(bob->messages.front().welcome().send_initial());
+  // alice only sends heartbeats: after the idle timeout bob is asked instead.
+  ASSERT_TRUE(bob->waitFor([&] { return bob->count(proto::CoordinatorMessage::kInitialRequest) == 1; }, 20s));
+  EXPECT_TRUE(alice->waitFor([&] { return alice->toldError("has not begun sending it; another member is asked"); }));
+  const std::vector<float> z0 = values(2.0f);
+  const auto payload = encode(z0);
+  bob->push(0, payload, /*initial=*/true);
+  for (size_t c = 0; c < payload->chunks(); ++c) bob->chunk(payload, c);
+  ASSERT_TRUE(bob->waitFor([&] { return bob->consensus(0).has_value(); }));
+  EXPECT_EQ(*bob->consensus(0), z0);
 }
 
 TEST_F(HostilePeerTest, RepeatedStalePushesDoNotResendTheConsensus) {
