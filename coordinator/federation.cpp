@@ -1,6 +1,7 @@
 #include "coordinator/federation.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -122,14 +123,31 @@ void Federation::resumeCorrectionScale() {
 
 void Federation::rewriteRoundLog() const {
   // rounds.jsonl is a convenience copy for progress displays; the checkpoint's
-  // log is the record. Rebuild the copy so it never disagrees after a crash.
+  // log is the record. Rebuild the copy so it never disagrees after a crash:
+  // lines from the log's first round on are the log's, older ones (the
+  // checkpoint keeps the last kMaxRoundLog rounds) stay as they were, and a
+  // torn last line goes.
   std::filesystem::create_directories(config_.state_dir);
-  std::string path = config_.state_dir + "/rounds.jsonl";
+  const std::string path = config_.state_dir + "/rounds.jsonl", staged = path + ".tmp";
+  const uint64_t first = state_.log.empty() ? state_.round + 1 : state_.log.front().round + 1;
+  std::ofstream out(staged, std::ios::trunc);
   {
-    std::ofstream out(path + ".tmp", std::ios::trunc);
-    for (const RoundRecord& r : state_.log) out << roundJson(r) << "\n";
+    std::ifstream in(path);
+    const std::string prefix = "{\"round\":";
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(prefix, 0) != 0 || line.back() != '}') continue;
+      if (std::strtoull(line.c_str() + prefix.size(), nullptr, 10) < first) out << line << "\n";
+    }
   }
-  std::filesystem::rename(path + ".tmp", path);
+  for (const RoundRecord& r : state_.log) out << roundJson(r) << "\n";
+  out.close();
+  std::error_code ec;
+  if (out) std::filesystem::rename(staged, path, ec);
+  if (!out || ec) {
+    LOG_WARN("cannot rewrite " << path << " (" << (ec ? ec.message() : std::string("write failed"))
+                               << "); it may lag the checkpoint until the next start");
+    std::filesystem::remove(staged, ec);
+  }
 }
 
 std::string Federation::roundJson(const RoundRecord& r) const {

@@ -369,6 +369,34 @@ TEST_F(FederationTest, RestartContinuesFromTheCheckpoint) {
   EXPECT_EQ(loadedConsensus(dir_), *f->consensus());
 }
 
+TEST_F(FederationTest, TheRoundLogIsRebuiltFromTheCheckpointKeepingOlderLines) {
+  // A checkpoint whose log (the last kMaxRoundLog rounds) starts at round
+  // 4 of 6, and a rounds.jsonl with rounds 1..6, a line the crash left
+  // ahead of the checkpoint (7) and a torn one.
+  FederationState state;
+  state.round = 6;
+  for (uint64_t r = 3; r < 6; ++r) {
+    RoundRecord record;
+    record.round = r;
+    record.contributors = 10 + r;
+    state.log.push_back(record);
+  }
+  {
+    std::ofstream out(dir_ + "/rounds.jsonl");
+    for (int r = 1; r <= 7; ++r) out << "{\"round\":" << r << ",\"contributors\":" << r << "}\n";
+    out << "{\"round\":8,\"contri";
+  }
+  auto f = make(config(), state);
+  const auto jsonl = lines(dir_ + "/rounds.jsonl");
+  ASSERT_EQ(jsonl.size(), 6u);
+  for (int r = 1; r <= 3; ++r)
+    EXPECT_EQ(jsonl[r - 1], "{\"round\":" + std::to_string(r) + ",\"contributors\":" + std::to_string(r) + "}")
+        << "a round older than the checkpoint's log keeps its line";
+  for (int r = 4; r <= 6; ++r)
+    EXPECT_NE(jsonl[r - 1].find("\"contributors\":" + std::to_string(9 + r) + ","), std::string::npos)
+        << "round " << r << " is the checkpoint's: " << jsonl[r - 1];
+}
+
 TEST_F(FederationTest, FinishesAfterMaxRounds) {
   CoordinatorConfig c = config();
   c.rounds.max_rounds = 2;
