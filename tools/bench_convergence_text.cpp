@@ -195,6 +195,28 @@ void printArm(const std::string& what, const TextArm& arm, const std::vector<std
   std::printf("  (%.0f s)\n", arm.seconds);
 }
 
+// The centralised models and each language alone, trained in this process.
+void runBaselines(const TextConvergencePlan& plan, const LanguageData& data, int64_t steps,
+                  TextConvergenceResults& results) {
+  std::printf("-- centralised: %lld steps on the union of %zu languages\n",
+              static_cast<long long>(steps * static_cast<int64_t>(plan.workers())), plan.workers());
+  std::fflush(stdout);
+  results.centralised = runCentralised(plan, data, false);
+  printArm("bpb", results.centralised, plan.languages);
+  if (plan.workers() > 1) {
+    std::printf("-- data-parallel centralised: %lld steps of %lld sequences on the union\n",
+                static_cast<long long>(steps), static_cast<long long>(plan.train.batch_size * static_cast<int64_t>(plan.workers())));
+    std::fflush(stdout);
+    results.centralised_same_steps = runCentralised(plan, data, true);
+    printArm("bpb", results.centralised_same_steps, plan.languages);
+  }
+  std::printf("-- each language alone: %lld steps, %zu models in parallel\n", static_cast<long long>(steps),
+              plan.workers());
+  std::fflush(stdout);
+  results.alone = runAlone(plan, data);
+  for (const auto& a : results.alone) printArm(a.name, a, plan.languages);
+}
+
 int runTextBench(const TextConvergencePlan& plan) {
   auto start = Clock::now();
   fs::path work = fs::absolute(plan.work_dir);
@@ -219,24 +241,7 @@ int runTextBench(const TextConvergencePlan& plan) {
                   {"weight_decay", plan.train.weight_decay}, {"batch_size", plan.train.batch_size}};
 
   const int64_t steps = static_cast<int64_t>(plan.rounds) * plan.local_steps;
-  std::printf("-- centralised: %lld steps on the union of %zu languages\n",
-              static_cast<long long>(steps * static_cast<int64_t>(plan.workers())), plan.workers());
-  std::fflush(stdout);
-  results.centralised = runCentralised(plan, data, false);
-  printArm("bpb", results.centralised, plan.languages);
-  if (plan.workers() > 1) {
-    std::printf("-- data-parallel centralised: %lld steps of %lld sequences on the union\n",
-                static_cast<long long>(steps), static_cast<long long>(plan.train.batch_size * static_cast<int64_t>(plan.workers())));
-    std::fflush(stdout);
-    results.centralised_same_steps = runCentralised(plan, data, true);
-    printArm("bpb", results.centralised_same_steps, plan.languages);
-  }
-  std::printf("-- each language alone: %lld steps, %zu models in parallel\n", static_cast<long long>(steps),
-              plan.workers());
-  std::fflush(stdout);
-  results.alone = runAlone(plan, data);
-  for (const auto& a : results.alone) printArm(a.name, a, plan.languages);
-
+  if (plan.baselines) runBaselines(plan, data, steps, results);
   for (size_t i = 0; i < plan.variants.size(); ++i) {
     std::string label = "[" + std::to_string(i + 1) + "/" + std::to_string(plan.variants.size()) + "] " +
                         plan.variants[i].name;

@@ -92,7 +92,7 @@ const char* const kBenchConvergenceTextUsage =
     "                                  [--local-steps S] [--variants LIST] [--max-bytes N]\n"
     "                                  [--test-limit-bytes N] [--lr X] [--d-model N] [--layers N]\n"
     "                                  [--heads N] [--server-lr L] [--server-momentum M] [--threads N]\n"
-    "                                  [--out DIR]\n"
+    "                                  [--no-baselines] [--out DIR]\n"
     "  One worker per language of Debian's fortunes, a byte-level transformer trained with AdamW.\n"
     "  Bits per byte on every language's held-out text of the final consensus, of a model trained\n"
     "  centrally on the union of the languages and of each language trained alone; the federation's\n"
@@ -111,6 +111,7 @@ const char* const kBenchConvergenceTextUsage =
     "                       a divisor of the width), for every model of the run\n"
     "  --server-lr L        learning rate of every server optimizer (nesterov 0.7, adam 0.01 by default)\n"
     "  --server-momentum M  momentum of every nesterov server optimizer, in [0, 1) (default 0.9)\n"
+    "  --no-baselines       the federated variants only: no centralised or language-alone models\n"
     "  --out DIR            results.md, results.json, bpb_vs_round.png (default results/convergence-text)\n";
 
 uint64_t TextConvergencePlan::evalBytes() const {
@@ -143,6 +144,10 @@ TextConvergencePlan parseTextConvergencePlan(const std::vector<std::string>& arg
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quick" || flag == "--full") continue;
+    if (flag == "--no-baselines") {
+      plan.baselines = false;
+      continue;
+    }
     if (i + 1 >= args.size()) throw UsageError("unknown option or missing value: " + flag);
     const std::string& value = args[++i];
     if (flag == "--languages") plan.languages = parseLanguages(value);

@@ -28,6 +28,7 @@ struct TextConvergencePlan {
   int64_t local_steps = 0;
   std::vector<ConvergenceVariant> variants;
   bool variants_explicit = false;
+  bool baselines = true;  // centralised and language-alone models (--no-baselines: variants only)
   std::string out_dir, work_dir;
   uint64_t test_limit_bytes = 0;  // leading held-out bytes evaluated; 0: kEvalTextBytes
   uint64_t init_seed = 1;

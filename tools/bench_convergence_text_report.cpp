@@ -109,6 +109,7 @@ void checkAgainst(const TextConvergenceResults& r, const TextArm& reference, con
 
 std::vector<TargetCheck> centralisedChecks(const TextConvergenceResults& r) {
   std::vector<TargetCheck> out;
+  if (!ran(r.centralised)) return out;  // --no-baselines
   checkAgainst(r, r.centralised, "i", "(i)", "centralised", out);
   if (ran(r.centralised_same_steps))
     checkAgainst(r, r.centralised_same_steps, "i-same-steps", "(i, same steps)", "data-parallel centralised", out);
@@ -121,6 +122,7 @@ std::vector<TargetCheck> aloneChecks(const TextConvergenceResults& r) {
     if (!ran(v)) continue;
     TargetCheck c;
     c.target = "ii";
+    if (r.alone.empty() && r.languages.size() > 1) return {};  // --no-baselines
     if (r.alone.size() < 2) {
       c.passed = true;
       c.line = "(ii) " + v.name + ": n/a - one language, no model trained on another language";
@@ -179,8 +181,10 @@ std::string textAloneMatrix(const TextConvergenceResults& r) {
 
 std::string textResultsSummary(const TextConvergenceResults& r) {
   std::string out = "Bits per byte on each language's held-out text (lower is better; uniform = 8):\n\n" +
-                    textConsensusTable(r) + "\nLanguage-alone models on every language:\n\n" + textAloneMatrix(r) +
-                    "\nTargets:\n\n";
+                    textConsensusTable(r);
+  if (!r.alone.empty()) out += "\nLanguage-alone models on every language:\n\n" + textAloneMatrix(r);
+  if (!ran(r.centralised) && r.alone.empty()) return out + "\nNo baselines were trained (--no-baselines): no targets checked.\n";
+  out += "\nTargets:\n\n";
   for (const auto& c : centralisedChecks(r)) out += "- " + c.line + "\n";
   for (const auto& c : aloneChecks(r)) out += "- " + c.line + "\n";
   return out;
@@ -200,8 +204,8 @@ nlohmann::json textResultsJson(const TextConvergenceResults& r) {
   nlohmann::json j = {{"task", "text"},           {"plan", r.plan},
                       {"languages", r.languages}, {"train_bytes", r.train_bytes},
                       {"eval_bytes", r.eval_bytes}, {"rounds", r.rounds},
-                      {"local_steps", r.local_steps}, {"seconds", r.seconds},
-                      {"centralised", arm(r.centralised)}};
+                      {"local_steps", r.local_steps}, {"seconds", r.seconds}};
+  if (ran(r.centralised)) j["centralised"] = arm(r.centralised);
   if (ran(r.centralised_same_steps)) j["centralised_same_steps"] = arm(r.centralised_same_steps);
   j["alone"] = nlohmann::json::array();
   for (const auto& a : r.alone) j["alone"].push_back(arm(a));

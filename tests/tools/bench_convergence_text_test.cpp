@@ -34,8 +34,10 @@ TEST(BenchConvergenceTextPlan, OptionsOverrideThePreset) {
   auto plan = parseTextConvergencePlan({"--full", "--languages", "ru,en", "--rounds", "3", "--local-steps", "7",
                                         "--variants", "fedavg+nesterov,admm", "--max-bytes", "5000", "--test-limit-bytes", "0",
                                         "--lr", "0.003", "--d-model", "96", "--layers", "3", "--heads", "6",
-                                        "--server-lr", "3", "--server-momentum", "0", "--out", "x"});
+                                        "--server-lr", "3", "--server-momentum", "0", "--no-baselines", "--out", "x"});
   EXPECT_EQ(plan.preset, "full");
+  EXPECT_FALSE(plan.baselines);
+  EXPECT_TRUE(parseTextConvergencePlan({}).baselines);
   EXPECT_EQ(plan.languages, (std::vector<std::string>{"ru", "en"}));
   EXPECT_EQ(plan.workers(), 2u);
   EXPECT_EQ(plan.rounds, 3u);
@@ -160,6 +162,21 @@ TEST(BenchConvergenceTextReport, NanFailsAndSkippedVariantsAreNotChecked) {
   ASSERT_EQ(aloneChecks(r).size(), 1u);
   EXPECT_FALSE(aloneChecks(r)[0].passed);
   EXPECT_NE(textConsensusTable(r).find("| poor | skipped: rejected |"), std::string::npos) << textConsensusTable(r);
+}
+
+TEST(BenchConvergenceTextReport, WithoutBaselinesNothingIsCheckedAgainstThem) {
+  auto r = twoLanguages();
+  r.centralised = {};
+  r.alone.clear();
+  EXPECT_TRUE(centralisedChecks(r).empty());
+  EXPECT_TRUE(aloneChecks(r).empty());
+  const std::string summary = textResultsSummary(r);
+  EXPECT_NE(summary.find("| good (consensus z_1) | 3.100 | 3.300 | 3.200 |"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("centralised (union"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("no targets checked"), std::string::npos) << summary;
+  auto j = textResultsJson(r);
+  EXPECT_EQ(j.count("centralised"), 0u);
+  EXPECT_TRUE(j.at("checks").empty());
 }
 
 TEST(BenchConvergenceTextReport, TablesHaveARowPerModel) {
