@@ -19,6 +19,9 @@ enum class FrameType : uint8_t { kControl = 1, kChunk = 2 };
 
 // Version of the whole protocol (frames and messages), checked in Hello.
 constexpr uint32_t kProtocolVersion = 2;
+// A worker's Goodbye reason once it has saved the final consensus: the
+// coordinator then counts the final as delivered to it.
+constexpr const char* kFinishedGoodbye = "finished";
 
 constexpr size_t kFrameHeaderSize = 8;
 constexpr size_t kFrameTrailerSize = 4;

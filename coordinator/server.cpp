@@ -22,6 +22,8 @@ Server::Impl::Impl(CoordinatorConfig config)
     : config_(std::move(config)),
       state_lock_(std::make_unique<common::DirLock>(config_.state_dir, "coordinator")),
       tls_(common::net::makeServerContext(config_.tls)),
+      crl_watch_(tls_, config_.tls.crl_file),
+      crl_timer_(io_),
       acceptor_(io_),
       signals_(io_, SIGINT, SIGTERM),
       deadline_timer_(io_),
@@ -84,10 +86,22 @@ int Server::Impl::run() {
                                  << ": every contribution of a round is held until it closes (K x the vector's "
                                     "size); sample counts do not weigh");
   accept();
+  watchCrl();
   armDeadline();
   checkFinished();
   io_.run();
   return failed_ ? 1 : 0;
+}
+
+// A re-signed CRL is picked up within a minute; one about to expire is
+// reported (common/net/crl_watch_impl.h).
+void Server::Impl::watchCrl() {
+  if (config_.tls.crl_file.empty()) return;
+  crl_watch_.check();
+  crl_timer_.expires_after(std::chrono::minutes(1));
+  crl_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) watchCrl();
+  });
 }
 
 void Server::Impl::stop() {

@@ -76,7 +76,10 @@ void Session::onControl(std::string_view body) {
     case proto::WorkerMessage::kHeartbeat: return;
     case proto::WorkerMessage::kGoodbye:
       LOG_INFO(identity_ << " said goodbye: " << message.goodbye().reason());
-      connection_->close(common::makeError(Errc::kClosed));
+      // The final consensus counts as delivered once the member says it
+      // holds it on disk, not once it left this process.
+      final_acknowledged_ = final_sent_ && message.goodbye().reason() == common::kFinishedGoodbye;
+      connection_->close(common::makeError(final_acknowledged_ ? Errc::kFinished : Errc::kClosed));
       return;
     default: return sendError(proto::ERROR_MALFORMED, "empty or unknown WorkerMessage", true);
   }
@@ -221,16 +224,27 @@ void Session::requestInitial() {
   sendMessage(m);
 }
 
+// The final consensus is on its way: the member closes the session with a
+// Goodbye once it has saved it. One that never does is let go after the
+// idle timeout, the final then not counted as delivered.
 void Session::finish() {
   finish_when_sent_ = last_chunk_.has_value();
-  if (!finish_when_sent_) connection_->closeAfterWrites(common::makeError(Errc::kFinished));
+  if (finish_when_sent_ || final_sent_) return;
+  final_sent_ = true;
+  hello_timer_.expires_after(server_.config().idle_timeout);
+  hello_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->final_acknowledged_) return;
+    LOG_WARN(self->identity_ << " did not confirm the final consensus within the idle timeout; closing");
+    self->connection_->closeAfterWrites(common::makeError(Errc::kClosed));
+  });
 }
 
 void Session::onClosed(std::error_code ec) {
   hello_timer_.cancel();
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));
   if (admitted_) LOG_INFO(identity_ << " left: " << ec.message());
-  server_.sessionClosed(this, admitted_, ec == common::makeError(Errc::kFinished));
+  server_.sessionClosed(this, admitted_, final_acknowledged_);
 }
 
 }  // namespace tapestry::coordinator

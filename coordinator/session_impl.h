@@ -17,6 +17,7 @@
 #include "coordinator/chunk_pool.h"
 #include "coordinator/disk_writer.h"
 #include "coordinator/federation.h"
+#include "common/net/crl_watch_impl.h"
 #include "coordinator/server.h"
 
 namespace tapestry::coordinator {
@@ -48,6 +49,7 @@ class Server::Impl {
   void armDeadline();
   void cutOffSlowPushes();
   void watchInitialProvider();
+  void watchCrl();
   void checkFinished();
   void startPersist();
   void persisted(const std::string& error, double seconds);
@@ -56,6 +58,8 @@ class Server::Impl {
   std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
   asio::io_context io_;
   asio::ssl::context tls_;
+  common::net::CrlWatch crl_watch_;
+  asio::steady_timer crl_timer_;
   asio::ip::tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer deadline_timer_;
@@ -126,6 +130,8 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   };
   std::optional<HeldChunk> last_chunk_;  // of a consensus that is not yet durable
   bool finish_when_sent_ = false;
+  bool final_sent_ = false;          // the whole final consensus is queued
+  bool final_acknowledged_ = false;  // and the member said it saved it
 };
 
 }  // namespace tapestry::coordinator

@@ -20,7 +20,15 @@ using Clock = std::chrono::steady_clock;
 void ensureLocalCertificates(const std::string& pki_dir, size_t workers) {
   fs::path pki = pki_dir;
   fs::path ca = pki / "ca";
-  if (!fs::exists(ca / "ca.key")) initCa({ca.string(), "Tapestry Demo Consortium CA", 3650});
+  // A CA cut short while it was created (its key written, not its
+  // certificate or CRL) cannot sign: start the directory afresh.
+  const bool whole = fs::exists(ca / "ca.key") && fs::exists(ca / "ca.crt") && fs::exists(ca / "crl.pem");
+  if (!whole) {
+    fs::remove_all(pki);
+    initCa({ca.string(), "Tapestry Demo Consortium CA", 3650});
+  } else {
+    refreshCrl(ca.string());  // a CRL is signed for 30 days; a later run must not find it expired
+  }
   if (!fs::exists(pki / "coordinator.key")) {
     IssueOptions o;
     o.ca_dir = ca.string();

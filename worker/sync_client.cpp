@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/net/connection_impl.h"
+#include "common/net/crl_watch_impl.h"
 #include "common/payload.h"
 
 namespace tapestry::worker {
@@ -49,6 +50,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   explicit Impl(ClientOptions options)
       : options_(std::move(options)),
         tls_(common::net::makeClientContext(options_.tls)),
+        crl_watch_(tls_, options_.tls.crl_file),
         work_(asio::make_work_guard(io_)),
         thread_([this] { io_.run(); }) {}
 
@@ -121,13 +123,18 @@ class SyncClient::Impl : public common::net::FrameHandler {
   }
 
   void goodbye(const std::string& reason) {
-    asio::post(io_, [this, reason] {
-      if (!connection_ || !connection_->open()) return;
+    auto gone = std::make_shared<std::promise<void>>();
+    auto done = gone->get_future();
+    asio::post(io_, [this, reason, gone] {
+      if (!connection_ || !connection_->open()) return gone->set_value();
       proto::WorkerMessage m;
       m.mutable_goodbye()->set_reason(reason);
       connection_->sendControl(m.SerializeAsString());
       connection_->closeAfterWrites(makeError(Errc::kClosed));
+      goodbye_gone_ = gone;
     });
+    // The process may exit right after: the Goodbye must have left by then.
+    done.wait_for(options_.connect_timeout);
   }
 
   std::atomic<uint64_t> bytes_sent_total_{0};
@@ -146,6 +153,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
     }
     welcomed_ = false;
     connect_done_ = false;
+    crl_watch_.check();
     auto stream = std::make_shared<common::net::TlsStream>(io_, tls_);
     auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
     auto timer = std::make_shared<asio::steady_timer>(io_, options_.connect_timeout);
@@ -325,6 +333,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   }
 
   void onClosed(std::error_code ec) override {
+    if (auto gone = std::exchange(goodbye_gone_, nullptr)) gone->set_value();
     bytes_sent_total_ += connection_->bytesSent();
     bytes_received_total_ += connection_->bytesReceived();
     std::string detail = !detail_.empty() ? detail_ : connection_->errorDetail();
@@ -351,12 +360,14 @@ class SyncClient::Impl : public common::net::FrameHandler {
   ClientOptions options_;
   asio::io_context io_;
   asio::ssl::context tls_;
+  common::net::CrlWatch crl_watch_;  // a re-signed CRL is read before the next connection
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
   std::shared_ptr<common::net::Connection> connection_;
   proto::HelloFromWorker hello_;
   std::promise<ConnectResult> connect_promise_;
   std::shared_ptr<asio::steady_timer> connect_timer_;
+  std::shared_ptr<std::promise<void>> goodbye_gone_;  // set once a Goodbye's session has closed
   bool connect_done_ = true;
   bool welcomed_ = false;
   uint64_t expected_elements_ = 0;

@@ -67,6 +67,8 @@ class SyncClient {
   // with it, for an FP32 payload that points into them.
   void push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
             std::shared_ptr<const std::vector<float>> values);
+  // Sends a Goodbye and returns once the session has closed after it (at
+  // most the connect timeout later).
   void goodbye(const std::string& reason);
   uint64_t bytesSent() const;
   uint64_t bytesReceived() const;

@@ -97,6 +97,7 @@ class WorkerDaemon::Impl {
           LOG_ERROR("refused by the coordinator: " << message);
           return kExitRefused;
         }
+        if (finishedBefore(message)) return kExitFinished;
         if (config_.give_up_after.count() > 0 && std::chrono::steady_clock::now() - failing_since > config_.give_up_after) {
           LOG_ERROR("giving up after " << config_.give_up_after.count() / 1000.0 << " s: " << message);
           return kExitError;
@@ -387,6 +388,32 @@ class WorkerDaemon::Impl {
     writer.commit(config_.audit_dir + "/" + tag + ".ckpt");
   }
 
+  // The coordinator cannot be reached, and the federation this state belongs
+  // to finished with its final consensus saved here (the worker stopped after
+  // saving it, perhaps before the coordinator heard so): nothing is left to
+  // wait for. A coordinator that is there (a federation extended by more
+  // rounds) is joined as usual.
+  bool finishedBefore(const std::string& why) const {
+    const std::string path = config_.state_dir + "/consensus.ckpt";
+    if (!saved_ || !std::filesystem::exists(path)) return false;
+    try {
+      auto ckpt = common::readCheckpoint(path);
+      auto meta = nlohmann::json::parse(ckpt->metadata);
+      if (meta.value("federation_id", "") != saved_->federation_id ||
+          meta.value("round", int64_t{-1}) < saved_->trained_round)
+        return false;
+      LOG_INFO("the coordinator cannot be reached (" << why << "), and federation '" << saved_->federation_id
+                                                    << "' finished at round " << meta.value("round", int64_t{-1})
+                                                    << " with its final consensus in " << path
+                                                    << ": nothing to do (to join a new federation, use a fresh "
+                                                       "state_dir)");
+      return true;
+    } catch (const std::exception& e) {
+      LOG_WARN("cannot read " << path << " (" << e.what() << "); joining the federation to fetch it again");
+      return false;
+    }
+  }
+
   void finish(SyncClient& client, const ClientEvent& e) {
     finished_ = true;
     common::CheckpointWriter writer;
@@ -398,10 +425,10 @@ class WorkerDaemon::Impl {
     writer.addSection("consensus", e.consensus->data(), e.consensus->size() * sizeof(float));
     std::string path = config_.state_dir + "/consensus.ckpt";
     writer.commit(path);
+    client.goodbye(common::kFinishedGoodbye);  // the coordinator counts the final as delivered now
     double metric = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
     LOG_INFO("federation finished at round " << e.round << "; final consensus saved to " << path << " (val "
                                              << describeMetric(metric) << ")");
-    client.goodbye("finished");
   }
 
   WorkerConfig config_;

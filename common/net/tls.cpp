@@ -3,7 +3,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 
@@ -39,24 +41,44 @@ void loadCommon(asio::ssl::context& ctx, const TlsSettings& s) {
   require(SSL_CTX_check_private_key(native) == 1,
           "private key '" + s.key_file + "' does not match certificate '" + s.cert_file + "'");
   if (!s.crl_file.empty()) {
-    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(s.crl_file.c_str(), "r"), &std::fclose);
-    if (!f) throw std::runtime_error("cannot open CRL file '" + s.crl_file + "'");
-    X509_STORE* store = SSL_CTX_get_cert_store(native);
-    int loaded = 0;
-    while (X509_CRL* crl = PEM_read_X509_CRL(f.get(), nullptr, nullptr, nullptr)) {
-      X509_STORE_add_crl(store, crl);
-      X509_CRL_free(crl);
-      ++loaded;
-    }
-    ERR_clear_error();
-    if (loaded == 0) throw std::runtime_error("CRL file '" + s.crl_file + "' holds no PEM CRL");
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    const auto expiry = addCrls(ctx, s.crl_file);
+    if (expiry <= std::chrono::system_clock::now()) throw std::runtime_error(expiredCrlMessage(s.crl_file, expiry));
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(native), X509_V_FLAG_CRL_CHECK);
   }
   ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
 }
 
 }  // namespace
+
+std::chrono::system_clock::time_point addCrls(asio::ssl::context& ctx, const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "r"), &std::fclose);
+  if (!f) throw std::runtime_error("cannot open CRL file '" + path + "'");
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx.native_handle());
+  int loaded = 0;
+  auto expiry = std::chrono::system_clock::time_point::max();
+  while (X509_CRL* crl = PEM_read_X509_CRL(f.get(), nullptr, nullptr, nullptr)) {
+    std::tm next{};
+    if (const ASN1_TIME* t = X509_CRL_get0_nextUpdate(crl); t && ASN1_TIME_to_tm(t, &next) == 1)
+      expiry = std::min(expiry, std::chrono::system_clock::from_time_t(timegm(&next)));
+    // A newer CRL of the same CA takes precedence over one loaded before.
+    X509_STORE_add_crl(store, crl);
+    X509_CRL_free(crl);
+    ++loaded;
+  }
+  ERR_clear_error();
+  if (loaded == 0) throw std::runtime_error("CRL file '" + path + "' holds no PEM CRL");
+  return expiry;
+}
+
+std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(expiry);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+  return "the CRL in '" + path + "' expired on " + when +
+         ", so every TLS handshake fails; the CA's operator re-signs it with `tapestry ca crl --ca <CA directory>` "
+         "and ships the new crl.pem here";
+}
 
 asio::ssl::context makeServerContext(const TlsSettings& settings) {
   asio::ssl::context ctx(asio::ssl::context::tls_server);
@@ -93,6 +115,9 @@ std::string handshakeFailureReason(const TlsStream& stream, const boost::system:
   long verify = SSL_get_verify_result(stream.nativeHandle());
   std::string reason = ec.message();
   if (verify != X509_V_OK) reason += " (certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
+  if (verify == X509_V_ERR_CRL_HAS_EXPIRED)
+    reason += "; the CRL (tls.crl) has expired: re-sign it with `tapestry ca crl --ca <CA directory>` and ship the new "
+              "crl.pem; it is read again within a minute";
   return reason;
 }
 

@@ -4,6 +4,7 @@
 // CRL when given), and the peer-identity lookup.
 #include <boost/asio/ssl/context.hpp>
 
+#include <chrono>
 #include <string>
 
 #include "common/net/tls.h"
@@ -15,6 +16,14 @@ namespace tapestry::common::net {
 // certificate, key, CA or CRL cannot be loaded.
 asio::ssl::context makeServerContext(const TlsSettings& settings);
 asio::ssl::context makeClientContext(const TlsSettings& settings);
+
+// Adds every CRL in `path` to the context's certificate store (a newer CRL
+// of the same CA then takes precedence over one added before) and returns
+// the earliest nextUpdate among them (time_point::max() if none has one).
+// Throws std::runtime_error naming the file when it holds no CRL.
+std::chrono::system_clock::time_point addCrls(asio::ssl::context& ctx, const std::string& path);
+// What to tell the operator about a CRL that expired at `expiry`.
+std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry);
 
 // Subject common name of the verified peer certificate; empty if none.
 std::string peerIdentity(const TlsStream& stream);

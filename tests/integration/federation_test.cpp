@@ -220,6 +220,34 @@ TEST(Federation, ARestartedFinishedCoordinatorWaitsForMembersWithoutTheFinalCons
   expectExit(coordinator, 0, h, "coordinator");
 }
 
+// The final consensus counts as delivered only once the member says it has
+// saved it: a worker that could not (here its consensus.ckpt is a directory,
+// so the write fails) is waited for, gets the final again when it comes back,
+// and once it holds it a restart of that worker has nothing left to do.
+TEST(Federation, TheFinalCountsAsDeliveredOnlyOnceTheMemberSavedIt) {
+  FederationOptions o;
+  o.max_rounds = 1;
+  FederationHarness h(o);
+  const std::string final_file = h.path("state/" + h.workerName(0) + "/consensus.ckpt");
+  std::filesystem::create_directories(final_file);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  expectExit(workers[0], 1, h, h.workerName(0));
+  for (size_t k = 1; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  ASSERT_TRUE(h.waitForLog("coordinator", "member(s) to fetch the final consensus", seconds(60))) << h.log("coordinator");
+  ASSERT_TRUE(coordinator.running()) << "it left while worker-0 had no final consensus:\n" << h.log("coordinator");
+  std::filesystem::remove_all(final_file);
+  workers[0] = h.startWorker(0);
+  expectExit(workers[0], 0, h, h.workerName(0));
+  expectExit(coordinator, 0, h, "coordinator");
+  ASSERT_TRUE(std::filesystem::is_regular_file(final_file));
+  // Restarted now, with no coordinator to reach, it stops at once.
+  auto again = h.startWorker(0);
+  expectExit(again, 0, h, h.workerName(0));
+  EXPECT_NE(h.log(h.workerName(0)).find("nothing to do"), std::string::npos) << h.log(h.workerName(0));
+}
+
 // int8 pushes with error feedback: the residual a push leaves is saved with
 // the state that push came from, so a worker killed between rounds resumes
 // owing it to the next round instead of losing it.

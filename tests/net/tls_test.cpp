@@ -1,14 +1,21 @@
 // Mutual TLS 1.3 between contexts built by makeServerContext and
 // makeClientContext from a throwaway consortium PKI: who gets in, who is
 // refused, and what the refusal says.
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
+#include "common/net/crl_watch_impl.h"
 #include "net/net_test_support.h"
+#include "tools/pki/ca_store.h"
 
 namespace tapestry::common::net {
 namespace {
@@ -79,6 +86,67 @@ TEST_F(TlsTest, RevokedClientIsRefusedWhileOtherWorkersPass) {
     ASSERT_FALSE(*pair.server_result) << handshakeFailureReason(pair.server, *pair.server_result);
     ASSERT_FALSE(*pair.client_result) << handshakeFailureReason(pair.client, *pair.client_result);
     EXPECT_EQ(peerIdentity(pair.server), "worker-good");
+  }
+}
+
+// A handshake of `worker` against `server_ctx`: true when the server accepted it.
+bool serverAccepts(asio::io_context& io, asio::ssl::context& server_ctx, const TestPki& pki,
+                   const tools::IssuedFiles& worker) {
+  auto client_ctx = makeClientContext(pki.clientSettings(worker));
+  TlsPair pair(io, server_ctx, client_ctx);
+  EXPECT_TRUE(testing::handshake(io, pair));
+  return pair.server_result && !*pair.server_result;
+}
+
+TEST_F(TlsTest, ARevocationShippedWhileRunningIsInForceWithoutARestart) {
+  auto worker = pki_.issue("ca", "worker-later-revoked", tools::CertKind::kWorker);
+  TlsSettings settings = pki_.serverSettings();
+  settings.crl_file = pki_.crl();
+  auto server_ctx = makeServerContext(settings);
+  CrlWatch watch(server_ctx, settings.crl_file);
+  watch.check();
+  const auto in_a_month = std::chrono::system_clock::now() + std::chrono::hours(24 * 29);
+  EXPECT_GT(watch.expiry(), in_a_month) << "tapestry ca signs a CRL for 30 days";
+  ASSERT_TRUE(serverAccepts(io_, server_ctx, pki_, worker));
+  // CRLs of one CA are told apart by their lastUpdate, to the second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  tools::revokeCertificate(pki_.caDir(), worker.cert_path);
+  std::filesystem::last_write_time(settings.crl_file,
+                                   std::filesystem::last_write_time(settings.crl_file) + std::chrono::seconds(1));
+  EXPECT_TRUE(serverAccepts(io_, server_ctx, pki_, worker)) << "not yet read again";
+  watch.check();
+  EXPECT_FALSE(serverAccepts(io_, server_ctx, pki_, worker)) << "the re-signed CRL revokes it";
+}
+
+TEST_F(TlsTest, AnExpiredCrlStopsTheStartAndSaysHowToRenewIt) {
+  // Signed by the consortium CA, valid from two days ago until yesterday.
+  auto ca = tools::detail::loadCa(pki_.caDir());
+  X509_CRL* crl = X509_CRL_new();
+  ASSERT_EQ(X509_CRL_set_version(crl, 1), 1);
+  ASSERT_EQ(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca.cert.get())), 1);
+  ASN1_TIME* last = X509_gmtime_adj(nullptr, -2 * 86400);
+  ASN1_TIME* next = X509_gmtime_adj(nullptr, -86400);
+  ASSERT_EQ(X509_CRL_set1_lastUpdate(crl, last), 1);
+  ASSERT_EQ(X509_CRL_set1_nextUpdate(crl, next), 1);
+  ASN1_TIME_free(last);
+  ASN1_TIME_free(next);
+  ASSERT_GT(X509_CRL_sign(crl, ca.key.get(), EVP_sha256()), 0);
+  const std::string path = pki_.root() + "/expired-crl.pem";
+  FILE* out = std::fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(PEM_write_X509_CRL(out, crl), 1);
+  std::fclose(out);
+  X509_CRL_free(crl);
+
+  TlsSettings settings = pki_.serverSettings();
+  settings.crl_file = path;
+  try {
+    makeServerContext(settings);
+    ADD_FAILURE() << "a context was built with an expired CRL: every handshake would fail";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'" + path + "' expired on "), std::string::npos) << what;
+    EXPECT_NE(what.find("tapestry ca crl --ca"), std::string::npos) << what;
   }
 }
 

@@ -1,0 +1,55 @@
+#include "common/net/crl_watch_impl.h"
+
+#include <ctime>
+#include <stdexcept>
+
+#include "common/log.h"
+#include "common/net/tls_impl.h"
+
+namespace tapestry::common::net {
+
+namespace {
+
+std::string utc(CrlWatch::SystemClock::time_point t) {
+  const std::time_t s = CrlWatch::SystemClock::to_time_t(t);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M UTC", std::gmtime(&s));
+  return out;
+}
+
+}  // namespace
+
+CrlWatch::CrlWatch(boost::asio::ssl::context& ctx, std::string crl_file) : ctx_(ctx), file_(std::move(crl_file)) {}
+
+void CrlWatch::check(SystemClock::time_point now) {
+  if (file_.empty()) return;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(file_, ec);
+  if (!ec && mtime != seen_) {
+    try {
+      expiry_ = addCrls(ctx_, file_);
+      seen_ = mtime;
+      const bool again = last_read_;
+      last_read_ = true;
+      last_warning_.reset();
+      if (again) LOG_INFO("read the CRL in " << file_ << " again: valid until " << utc(expiry_));
+    } catch (const std::exception& e) {
+      LOG_WARN("the CRL in " << file_ << " changed but cannot be read (" << e.what()
+                             << "); the revocations read before stay in force");
+      seen_ = mtime;
+    }
+  }
+  if (now < expiry_ - kWarnBefore) return;
+  const auto every = now >= expiry_ ? std::chrono::hours(1) : std::chrono::hours(24);
+  if (last_warning_ && now - *last_warning_ < every) return;
+  last_warning_ = now;
+  if (now >= expiry_) {
+    LOG_ERROR(expiredCrlMessage(file_, expiry_) << "; it is read again within a minute of changing");
+  } else {
+    LOG_WARN("the CRL in " << file_ << " expires on " << utc(expiry_)
+                           << "; after that every TLS handshake fails. Re-sign it with `tapestry ca crl --ca <CA "
+                              "directory>` and ship the new crl.pem here: it is read again within a minute");
+  }
+}
+
+}  // namespace tapestry::common::net
