@@ -35,8 +35,11 @@ OutgoingPush encodePush(const std::vector<float>& x, const std::vector<float>& z
   const size_t n = x.size();
   if (z.size() != n || (!residual.empty() && residual.size() != n))
     throw std::invalid_argument("encodePush: the vector, the consensus and the residual differ in size");
+  // A residual is owed only while error feedback is on; one left from
+  // before it was turned off is not added again and again.
+  const bool owed = settings.error_feedback && !residual.empty();
   auto delta = std::make_shared<std::vector<float>>(n);
-  for (size_t i = 0; i < n; ++i) (*delta)[i] = x[i] - z[i] + (residual.empty() ? 0.0f : residual[i]);
+  for (size_t i = 0; i < n; ++i) (*delta)[i] = x[i] - z[i] + (owed ? residual[i] : 0.0f);
   auto payload = std::make_shared<const common::EncodedPayload>(common::EncodedPayload::encode(
       settings.dtype, delta->data(), n, chunk_elements,
       settings.dtype == proto::DTYPE_INT8_BLOCK ? settings.block_elements : common::kDefaultBlockElements));

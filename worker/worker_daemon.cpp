@@ -154,16 +154,18 @@ class WorkerDaemon::Impl {
     if (!trainer_) {
       trainer_ = std::make_unique<Trainer>(config_.model, welcome.init_seed(), shard_.train, config_.train);
       if (saved_) {
-        if (!saved_->federation_id.empty() && saved_->federation_id != welcome.federation_id()) {
-          LOG_ERROR("state in " << config_.state_dir << " belongs to federation '" << saved_->federation_id
-                                << "' but the coordinator runs '" << welcome.federation_id()
-                                << "'; use a fresh state_dir for a new federation");
-          return false;
-        }
         trainer_->restore(saved_->trainer);
         state_ = *saved_;
       }
       state_.fingerprint = fingerprint_;
+    }
+    // Checked at every session: a coordinator reached later may run another
+    // federation, whose consensus must not meet this one's state.
+    if (!state_.federation_id.empty() && state_.federation_id != welcome.federation_id()) {
+      LOG_ERROR("state in " << config_.state_dir << " belongs to federation '" << state_.federation_id
+                            << "' but the coordinator runs '" << welcome.federation_id()
+                            << "'; use a fresh state_dir for a new federation");
+      return false;
     }
     state_.federation_id = welcome.federation_id();
     chunk_elements_ = welcome.chunk_elements();
@@ -212,7 +214,8 @@ class WorkerDaemon::Impl {
     const float* z = e.consensus->data();
     double metric = shard_.val.size() ? trainer_->evaluateParameters(z, shard_.val) : std::nan("");
     // The residual of the last push is now owed to this round's delta.
-    if (!state_.pending_residual.empty()) state_.residual = std::move(state_.pending_residual);
+    // None left (an fp32 push, or error feedback off): none owed.
+    state_.residual = std::move(state_.pending_residual);
     state_.pending_residual.clear();
     // ADMM's dual moves by the w that was pushed; a worker that trained on
     // while waiting has moved past it since, and its snapshot is the saved state.
@@ -244,7 +247,9 @@ class WorkerDaemon::Impl {
     const double train_s = secondsSince(start);
     send(client, round, metric, state_.metric_samples, std::move(out));
     recordRound(round, local_steps, ahead, train_s, state_.restarted);
-    // Training on from here (overlap) pulls towards the anchor of this round.
+    // Training on from here (overlap) pulls towards the anchor of this round;
+    // after a restart the dual it was computed with is gone, so towards z.
+    if (state_.restarted && !local.target.empty()) local.target.assign(z, z + parameter_count_);
     target_ = std::move(local.target);
     target_rho_ = local.rho;
     ahead_steps_ = 0;

@@ -248,6 +248,34 @@ TEST(Federation, TheFinalCountsAsDeliveredOnlyOnceTheMemberSavedIt) {
   EXPECT_NE(h.log(h.workerName(0)).find("nothing to do"), std::string::npos) << h.log(h.workerName(0));
 }
 
+// A worker whose coordinator comes back running another federation (another
+// federation_id, on the same port) stops instead of mixing that consensus
+// into this federation's state.
+TEST(Federation, AWorkerThatReconnectsToAnotherFederationStops) {
+  FederationOptions o;
+  o.max_rounds = 50;
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  ASSERT_TRUE(h.waitForRounds(1, seconds(120))) << h.log("coordinator");
+  coordinator.signal(SIGKILL);
+  ASSERT_TRUE(coordinator.wait(seconds(10)).has_value());
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(h.path("coordinator.json")));
+  config["federation_id"] = "another";
+  config["state_dir"] = "state/another-coordinator";
+  std::ofstream(h.path("coordinator.json")) << config.dump(2);
+  coordinator = h.startCoordinator();
+  for (size_t k = 0; k < o.workers; ++k) {
+    expectExit(workers[k], 1, h, h.workerName(k));
+    EXPECT_NE(h.log(h.workerName(k)).find("belongs to federation 'integration' but the coordinator runs 'another'"),
+              std::string::npos)
+        << h.log(h.workerName(k));
+  }
+  coordinator.signal(SIGTERM);
+  ASSERT_TRUE(coordinator.wait(seconds(30)).has_value());
+}
+
 // int8 pushes with error feedback: the residual a push leaves is saved with
 // the state that push came from, so a worker killed between rounds resumes
 // owing it to the next round instead of losing it.

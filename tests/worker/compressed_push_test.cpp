@@ -80,6 +80,18 @@ TEST_P(EncodingTest, ErrorFeedbackRemovesTheBiasOverRounds) {
   EXPECT_LT(with, without / 5) << "feedback " << with << " vs none " << without;
 }
 
+TEST_P(EncodingTest, AResidualLeftFromBeforeFeedbackWasTurnedOffIsNotAdded) {
+  auto x = randomVector(3000, 7, 1.0f), z = randomVector(3000, 8, 1.0f);
+  const auto stale = randomVector(3000, 9, 0.5f);
+  TransferSettings s;
+  s.dtype = GetParam();
+  s.error_feedback = false;
+  OutgoingPush with_stale = encodePush(x, z, stale, s, kChunk);
+  OutgoingPush without = encodePush(x, z, {}, s, kChunk);
+  EXPECT_EQ(*with_stale.values, *without.values) << "the delta sent is x - z alone";
+  EXPECT_TRUE(with_stale.residual.empty()) << "no feedback, nothing owed to the next round";
+}
+
 INSTANTIATE_TEST_SUITE_P(Encodings, EncodingTest,
                          ::testing::Values(proto::DTYPE_BF16, proto::DTYPE_FP16, proto::DTYPE_INT8_BLOCK),
                          [](const ::testing::TestParamInfo<proto::DType>& info) {
