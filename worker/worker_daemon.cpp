@@ -65,6 +65,7 @@ class WorkerDaemon::Impl {
     fingerprint_ = modelFingerprint(config_.model);
     parameter_count_ = modelParameterCount(config_.model);
     saved_ = loadWorkerState(config_.state_dir);
+    common::removeStaleTemps(config_.state_dir + "/consensus.ckpt");  // a crash while the final was written
     if (saved_ && saved_->fingerprint != fingerprint_)
       throw std::runtime_error("state in " + config_.state_dir + " is for model fingerprint " + saved_->fingerprint +
                                " but the config's model has " + fingerprint_ +
