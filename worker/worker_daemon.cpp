@@ -218,6 +218,14 @@ class WorkerDaemon::Impl {
     // None left (an fp32 push, or error feedback off): none owed.
     state_.residual = std::move(state_.pending_residual);
     state_.pending_residual.clear();
+    if (round < state_.trained_round) {
+      // The coordinator went back (restored from an older checkpoint): the
+      // pushes this member's residual was owed to are gone with it.
+      LOG_WARN("round " << round + 1 << ": the coordinator sent consensus z_" << round << " after this member trained "
+                        << "on z_" << state_.trained_round << "; it went back to an older state (restored from a "
+                        << "backup?). This member follows it and drops what it owed to the lost rounds' pushes");
+      state_.residual.clear();
+    }
     // ADMM's dual moves by the w that was pushed; a worker that trained on
     // while waiting has moved past it since, and its snapshot is the saved state.
     std::vector<float> w(parameter_count_);

@@ -276,6 +276,35 @@ TEST(Federation, AWorkerThatReconnectsToAnotherFederationStops) {
   ASSERT_TRUE(coordinator.wait(seconds(30)).has_value());
 }
 
+// The operator restores the coordinator from an older checkpoint: the
+// members, which trained further, follow it back (int8 pushes, so each owes
+// a residual to a push the restored coordinator never saw, and drops it).
+TEST(Federation, MembersFollowACoordinatorRestoredFromAnOlderCheckpoint) {
+  FederationOptions o;
+  o.max_rounds = 8;
+  o.encoding = "int8";
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  std::vector<tools::ChildProcess> workers;
+  for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
+  ASSERT_TRUE(h.waitForRounds(1, seconds(120))) << h.log("coordinator");
+  const std::string backup = h.path("coordinator-backup.ckpt");
+  std::filesystem::copy_file(h.checkpoint(), backup);
+  const uint64_t restored = coordinator::loadFederationStateFile(backup)->round;
+  ASSERT_LT(restored + 2, o.max_rounds);
+  ASSERT_TRUE(h.waitForRounds(restored + 2, seconds(120))) << h.log("coordinator");
+  coordinator.signal(SIGKILL);
+  ASSERT_TRUE(coordinator.wait(seconds(10)).has_value());
+  std::filesystem::copy_file(backup, h.checkpoint(), std::filesystem::copy_options::overwrite_existing);
+  coordinator = h.startCoordinator();
+  for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
+  expectExit(coordinator, 0, h, "coordinator");
+  EXPECT_NE(h.log(h.workerName(0)).find("went back to an older state"), std::string::npos) << h.log(h.workerName(0));
+  auto rounds = h.rounds();
+  ASSERT_EQ(rounds.size(), o.max_rounds);
+  for (size_t i = 0; i < rounds.size(); ++i) EXPECT_EQ(rounds[i].at("round").get<uint64_t>(), i + 1);
+}
+
 // int8 pushes with error feedback: the residual a push leaves is saved with
 // the state that push came from, so a worker killed between rounds resumes
 // owing it to the next round instead of losing it.
