@@ -83,14 +83,14 @@ void settleBest(const std::string& state_dir, uint64_t best_round, bool has_best
   fs::remove(staged, ec);
 }
 
-std::optional<BestConsensus> loadBest(const std::string& state_dir, uint64_t round, size_t count,
-                                      const std::string& fingerprint) {
+std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                           const std::string& fingerprint) {
   const std::string path = bestCheckpointPath(state_dir);
   try {
     auto best = loadFederationStateFile(path);
     if (best && best->has_consensus && best->round == round && best->consensus.size() == count &&
         best->fingerprint == fingerprint)
-      return BestConsensus{best->round, std::move(best->consensus)};
+      return std::move(best->consensus);
     LOG_WARN(path << " does not hold z_" << round << " of model " << fingerprint << " with " << count
                   << " parameters; nothing to restore");
   } catch (const std::exception& e) {

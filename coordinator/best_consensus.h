@@ -38,14 +38,9 @@ void promoteBest(const std::string& state_dir);
 // would have recorded it was never written) is discarded.
 void settleBest(const std::string& state_dir, uint64_t best_round, bool has_best);
 
-struct BestConsensus {
-  uint64_t round = 0;
-  std::vector<float> values;
-};
-
 // The consensus in best.ckpt when it is z_round of the model `fingerprint`
 // with `count` parameters; nullopt, with a warning logged, otherwise.
-std::optional<BestConsensus> loadBest(const std::string& state_dir, uint64_t round, size_t count,
-                                      const std::string& fingerprint);
+std::optional<std::vector<float>> loadBest(const std::string& state_dir, uint64_t round, size_t count,
+                                           const std::string& fingerprint);
 
 }  // namespace tapestry::coordinator

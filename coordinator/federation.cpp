@@ -451,7 +451,7 @@ void Federation::closeRound(Clock::time_point now) {
   if (refused) {
     aggregator_->reset(next->size());
     if (store_) store_->clear();
-    if (backoff.restored) *next = std::move(backoff.restored->values);
+    if (backoff.restored) *next = std::move(*backoff.restored);
   } else if (robust()) {
     // The rule's statistic goes through the server optimizer as a mean of weight 1.
     // A round without contributions (not reachable with a quorum of at least
@@ -496,7 +496,7 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
   record.refused = refused;
-  record.restored = backoff.restored ? static_cast<int64_t>(backoff.restored->round) : -1;
+  record.restored = backoff.restored ? static_cast<int64_t>(state_.best_round) : -1;
   reportRestarts(record);
   if (refused) lowerCorrectionScale(record, backoff.collapsed);
   record.correction_scale = state_.correction_scale;

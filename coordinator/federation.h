@@ -102,7 +102,7 @@ class Federation {
   struct Backoff {
     bool refused = false;    // the round's update is not applied
     bool collapsed = false;  // because z_r collapsed (else: a member diverged)
-    std::optional<BestConsensus> restored;  // the best consensus, replacing z_r
+    std::optional<std::vector<float>> restored;  // the best consensus, z_best_round, replacing z_r
   };
   Backoff decideBackoff(double z_metric, size_t count);
   void lowerCorrectionScale(const RoundRecord& record, bool collapsed);

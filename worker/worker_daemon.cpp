@@ -65,7 +65,8 @@ class WorkerDaemon::Impl {
     fingerprint_ = modelFingerprint(config_.model);
     parameter_count_ = modelParameterCount(config_.model);
     saved_ = loadWorkerState(config_.state_dir);
-    common::removeStaleTemps(config_.state_dir + "/consensus.ckpt");  // a crash while the final was written
+    common::removeStaleTemps(finalPath());  // a crash while the final was written
+    saved_final_round_ = savedFinalRound();
     if (saved_ && saved_->fingerprint != fingerprint_)
       throw std::runtime_error("state in " + config_.state_dir + " is for model fingerprint " + saved_->fingerprint +
                                " but the config's model has " + fingerprint_ +
@@ -402,31 +403,36 @@ class WorkerDaemon::Impl {
     writer.commit(config_.audit_dir + "/" + tag + ".ckpt");
   }
 
-  // The coordinator cannot be reached, and the federation this state belongs
-  // to finished with its final consensus saved here (the worker stopped after
-  // saving it, perhaps before the coordinator heard so): nothing is left to
-  // wait for. A coordinator that is there (a federation extended by more
-  // rounds) is joined as usual.
-  bool finishedBefore(const std::string& why) const {
-    const std::string path = config_.state_dir + "/consensus.ckpt";
-    if (!saved_ || !std::filesystem::exists(path)) return false;
+  // The round of this federation's final consensus when it is saved here
+  // already (the worker stopped after saving it, perhaps before the
+  // coordinator heard so); -1 when none. Read once, at start.
+  int64_t savedFinalRound() const {
+    const std::string path = finalPath();
+    if (!saved_ || !std::filesystem::exists(path)) return -1;
     try {
-      auto ckpt = common::readCheckpoint(path);
-      auto meta = nlohmann::json::parse(ckpt->metadata);
-      if (meta.value("federation_id", "") != saved_->federation_id ||
-          meta.value("round", int64_t{-1}) < saved_->trained_round)
-        return false;
-      LOG_INFO("the coordinator cannot be reached (" << why << "), and federation '" << saved_->federation_id
-                                                    << "' finished at round " << meta.value("round", int64_t{-1})
-                                                    << " with its final consensus in " << path
-                                                    << ": nothing to do (to join a new federation, use a fresh "
-                                                       "state_dir)");
-      return true;
+      auto meta = nlohmann::json::parse(common::readCheckpoint(path)->metadata);
+      const int64_t round = meta.value("round", int64_t{-1});
+      return meta.value("federation_id", "") == saved_->federation_id && round >= saved_->trained_round ? round : -1;
     } catch (const std::exception& e) {
       LOG_WARN("cannot read " << path << " (" << e.what() << "); joining the federation to fetch it again");
-      return false;
+      return -1;
     }
   }
+
+  // The coordinator cannot be reached and the federation finished with its
+  // final consensus saved here: nothing is left to wait for. A coordinator
+  // that is there (a federation extended by more rounds) is joined as usual.
+  bool finishedBefore(const std::string& why) const {
+    if (saved_final_round_ < 0) return false;
+    LOG_INFO("the coordinator cannot be reached (" << why << "), and federation '" << saved_->federation_id
+                                                  << "' finished at round " << saved_final_round_
+                                                  << " with its final consensus in " << finalPath()
+                                                  << ": nothing to do (to join a new federation, use a fresh "
+                                                     "state_dir)");
+    return true;
+  }
+
+  std::string finalPath() const { return config_.state_dir + "/consensus.ckpt"; }
 
   void finish(SyncClient& client, const ClientEvent& e) {
     finished_ = true;
@@ -437,7 +443,7 @@ class WorkerDaemon::Impl {
                                        {"model_spec", config_.model.toJson().dump()}})
                            .dump());
     writer.addSection("consensus", e.consensus->data(), e.consensus->size() * sizeof(float));
-    std::string path = config_.state_dir + "/consensus.ckpt";
+    const std::string path = finalPath();
     writer.commit(path);
     client.goodbye(common::kFinishedGoodbye);  // the coordinator counts the final as delivered now
     double metric = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
@@ -451,6 +457,7 @@ class WorkerDaemon::Impl {
   std::string fingerprint_;
   size_t parameter_count_ = 0;
   std::optional<WorkerState> saved_;
+  int64_t saved_final_round_ = -1;  // savedFinalRound()
   WorkerState state_;
   std::unique_ptr<Trainer> trainer_;
   uint32_t chunk_elements_ = 1u << 20;

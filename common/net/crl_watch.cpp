@@ -19,6 +19,14 @@ std::string utc(CrlWatch::SystemClock::time_point t) {
 
 }  // namespace
 
+const char* const kRenewCrl =
+    "re-sign it with `tapestry ca crl --ca <CA directory>` and ship the new crl.pem here; it is read again within a "
+    "minute of changing";
+
+std::string expiredCrlMessage(const std::string& path, CrlWatch::SystemClock::time_point expiry) {
+  return "the CRL in '" + path + "' expired on " + utc(expiry) + ", so every TLS handshake fails; " + kRenewCrl;
+}
+
 CrlWatch::CrlWatch(boost::asio::ssl::context& ctx, std::string crl_file) : ctx_(ctx), file_(std::move(crl_file)) {}
 
 void CrlWatch::check(SystemClock::time_point now) {
@@ -28,9 +36,8 @@ void CrlWatch::check(SystemClock::time_point now) {
   if (!ec && mtime != seen_) {
     try {
       expiry_ = addCrls(ctx_, file_);
+      const bool again = seen_.has_value();
       seen_ = mtime;
-      const bool again = last_read_;
-      last_read_ = true;
       last_warning_.reset();
       if (again) LOG_INFO("read the CRL in " << file_ << " again: valid until " << utc(expiry_));
     } catch (const std::exception& e) {
@@ -44,11 +51,10 @@ void CrlWatch::check(SystemClock::time_point now) {
   if (last_warning_ && now - *last_warning_ < every) return;
   last_warning_ = now;
   if (now >= expiry_) {
-    LOG_ERROR(expiredCrlMessage(file_, expiry_) << "; it is read again within a minute of changing");
+    LOG_ERROR(expiredCrlMessage(file_, expiry_));
   } else {
-    LOG_WARN("the CRL in " << file_ << " expires on " << utc(expiry_)
-                           << "; after that every TLS handshake fails. Re-sign it with `tapestry ca crl --ca <CA "
-                              "directory>` and ship the new crl.pem here: it is read again within a minute");
+    LOG_WARN("the CRL in " << file_ << " expires on " << utc(expiry_) << "; after that every TLS handshake fails: "
+                           << kRenewCrl);
   }
 }
 

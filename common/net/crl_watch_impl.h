@@ -14,6 +14,11 @@
 
 namespace tapestry::common::net {
 
+// How the operator renews a CRL.
+extern const char* const kRenewCrl;
+// What to tell the operator about a CRL that expired at `expiry`.
+std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry);
+
 class CrlWatch {
  public:
   using SystemClock = std::chrono::system_clock;
@@ -33,8 +38,7 @@ class CrlWatch {
  private:
   boost::asio::ssl::context& ctx_;
   std::string file_;
-  std::optional<std::filesystem::file_time_type> seen_;
-  bool last_read_ = false;  // read once already: a change is worth a line
+  std::optional<std::filesystem::file_time_type> seen_;  // when first set, the file was read once
   SystemClock::time_point expiry_ = SystemClock::time_point::max();
   std::optional<SystemClock::time_point> last_warning_;
 };

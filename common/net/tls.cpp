@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <memory>
 #include <stdexcept>
 
+#include "common/net/crl_watch_impl.h"
 #include "common/net/tls_impl.h"
 
 namespace tapestry::common::net {
@@ -71,15 +71,6 @@ std::chrono::system_clock::time_point addCrls(asio::ssl::context& ctx, const std
   return expiry;
 }
 
-std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(expiry);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-  return "the CRL in '" + path + "' expired on " + when +
-         ", so every TLS handshake fails; the CA's operator re-signs it with `tapestry ca crl --ca <CA directory>` "
-         "and ships the new crl.pem here";
-}
-
 asio::ssl::context makeServerContext(const TlsSettings& settings) {
   asio::ssl::context ctx(asio::ssl::context::tls_server);
   loadCommon(ctx, settings);
@@ -116,8 +107,7 @@ std::string handshakeFailureReason(const TlsStream& stream, const boost::system:
   std::string reason = ec.message();
   if (verify != X509_V_OK) reason += " (certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
   if (verify == X509_V_ERR_CRL_HAS_EXPIRED)
-    reason += "; the CRL (tls.crl) has expired: re-sign it with `tapestry ca crl --ca <CA directory>` and ship the new "
-              "crl.pem; it is read again within a minute";
+    reason += std::string("; the CRL (tls.crl) has expired: ") + kRenewCrl;
   return reason;
 }
 

@@ -22,8 +22,6 @@ asio::ssl::context makeClientContext(const TlsSettings& settings);
 // the earliest nextUpdate among them (time_point::max() if none has one).
 // Throws std::runtime_error naming the file when it holds no CRL.
 std::chrono::system_clock::time_point addCrls(asio::ssl::context& ctx, const std::string& path);
-// What to tell the operator about a CRL that expired at `expiry`.
-std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry);
 
 // Subject common name of the verified peer certificate; empty if none.
 std::string peerIdentity(const TlsStream& stream);
