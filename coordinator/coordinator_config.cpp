@@ -89,6 +89,17 @@ void readRounds(ConfigReader r, CoordinatorConfig& c) {
   if (c.rounds.quorum == 0) r.fail("quorum", "must be >= 1");
   c.rounds.deadline = r.seconds("deadline_s", c.rounds.deadline);
   c.rounds.push_grace = r.seconds("push_grace_s", c.rounds.deadline, true);
+  c.rounds.max_staleness = r.optional<uint64_t>("max_staleness", 0);
+  if (c.rounds.max_staleness > 1000) r.fail("max_staleness", "must be 0..1000 rounds");
+  c.staleness_exponent = r.optional<double>("staleness_exponent", c.staleness_exponent);
+  if (!(c.staleness_exponent >= 0 && c.staleness_exponent <= 10))
+    r.fail("staleness_exponent", "must be 0..10 (0: a late push counts fully; 0.5 halves one 3 rounds late)");
+  if (r.has("staleness_exponent") && c.rounds.max_staleness == 0)
+    r.fail("staleness_exponent", "has no effect while max_staleness is 0 (late pushes are dropped); set "
+                                 "max_staleness or remove it");
+  if (c.rounds.max_staleness > 0 && c.algorithm == Algorithm::kScaffold)
+    r.fail("max_staleness", "must be 0 for scaffold: its members derive their correction from the consensus they "
+                            "trained on and the next one, which a push from an older round would break");
   r.finish();
 }
 

@@ -37,6 +37,9 @@ struct CoordinatorConfig {
   uint64_t init_seed = 1;
 
   RoundPolicy rounds;
+  // A late push (rounds.max_staleness) counts with its sample count times
+  // (1 + staleness)^-staleness_exponent.
+  double staleness_exponent = 0.5;
   ServerOptimizerSettings server_optimizer;
   AggregatorDevice device = AggregatorDevice::kAuto;
   unsigned cpu_threads = 0;

@@ -155,6 +155,7 @@ std::string Federation::roundJson(const RoundRecord& r) const {
   line << "{\"round\":" << r.round + 1 << ",\"max_rounds\":" << config_.rounds.max_rounds
        << ",\"contributors\":" << r.contributors << ",\"bytes_received\":" << r.bytes_received
        << ",\"seconds\":" << r.seconds << ",\"metric\":" << r.metric << ",\"restarted\":" << r.restarted;
+  if (r.late > 0) line << ",\"late\":" << r.late;
   if (r.correction_scale > 0) line << ",\"correction_scale\":" << r.correction_scale;
   if (r.refused) line << ",\"refused\":true";
   if (r.restored >= 0) line << ",\"restored\":" << r.restored;
@@ -267,6 +268,10 @@ void Federation::depart(const std::string& id) {
   if (!logic_.hasConsensus() && logic_.activeCount() == 0 && initial_provider_.empty()) state_.fingerprint.clear();
 }
 
+bool Federation::lateThisRound(const std::string& id) const {
+  return std::any_of(round_late_.begin(), round_late_.end(), [&](const auto& late) { return late.first == id; });
+}
+
 Rejection Federation::beginPush(const std::string& id, const proto::PushFromWorker& push) {
   if (pushes_.count(id)) return reject(Errc::kMalformedFrame, "a push arrived while the previous one was incomplete");
   if (auto ec = common::validatePayloadHeader(push.payload(), state_.parameter_count))
@@ -288,18 +293,39 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
     pushes_[id] = Push{push.payload(), 0.0f, 0, true};
     return {};
   }
-  switch (logic_.checkPush(id, push.round())) {
-    case PushVerdict::kAccept: break;
+  const PushVerdict verdict = logic_.checkPush(id, push.round());
+  switch (verdict) {
+    case PushVerdict::kAccept:
+    case PushVerdict::kLate: break;
     case PushVerdict::kStaleRound:
       return reject(Errc::kStaleRound, "push for round " + std::to_string(push.round()) + " but round " +
-                                           std::to_string(logic_.round()) + " is open; it was dropped");
+                                           std::to_string(logic_.round()) + " is open; it was dropped" +
+                                           (push.round() < logic_.round() && config_.rounds.max_staleness > 0
+                                                ? " (more than rounds.max_staleness " +
+                                                      std::to_string(config_.rounds.max_staleness) + " behind)"
+                                                : ""));
     case PushVerdict::kAlreadyPushed:
-      return reject(Errc::kStaleRound, "this worker already contributed to round " + std::to_string(logic_.round()));
+      return reject(Errc::kStaleRound, "this worker already contributed to round " + std::to_string(logic_.round()) +
+                                           (lateThisRound(id) ? " with a late push from an earlier round; this one "
+                                                                "was dropped and the next consensus is on its way"
+                                                              : ""));
     case PushVerdict::kFinished: return reject(Errc::kFinished, "the federation has finished all its rounds");
     case PushVerdict::kNoConsensus: return reject(Errc::kStaleRound, "no consensus exists yet; wait for it");
   }
   if (push.sample_count() == 0) return reject(Errc::kMalformedFrame, "push with sample_count 0");
   Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false, push.delta()};
+  const bool late = verdict == PushVerdict::kLate;
+  if (late) {
+    // Trained from an older consensus: it joins this round with less weight
+    // (its delta, for a delta push, applies to z_r), and its rating of that
+    // older consensus is no rating of z_r.
+    const uint64_t staleness = logic_.round() - push.round();
+    p.weight *= static_cast<float>(std::pow(1.0 + static_cast<double>(staleness), -config_.staleness_exponent));
+    round_late_.emplace_back(id, staleness);
+    LOG_INFO(id << "'s push trained on z_" << push.round() << " joins round " << logic_.round() + 1 << ", "
+                << staleness << (staleness == 1 ? " round" : " rounds") << " late, with weight x"
+                << p.weight / static_cast<float>(push.sample_count()));
+  }
   if (robust()) {
     try {
       if (!store_) store_ = std::make_unique<ContributionStore>(state_.parameter_count, config_.chunk_elements);
@@ -314,7 +340,7 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   }
   weight_sum_ += p.weight;
   if (p.delta) delta_weight_ += p.weight;
-  if (ratingCounts(id, push.metric(), push.metric_samples())) {
+  if (!late && ratingCounts(id, push.metric(), push.metric_samples())) {
     metric_sum_ += push.metric() * static_cast<double>(push.metric_samples());
     metric_samples_ += push.metric_samples();
     round_raters_.emplace_back(id, static_cast<float>(push.metric_samples()));
@@ -495,6 +521,8 @@ void Federation::closeRound(Clock::time_point now) {
   record.metric = z_metric;
   record.metric_samples = metric_samples_;
   record.restarted = round_restarted_.size();
+  record.late = round_late_.size();
+  round_late_.clear();
   record.refused = refused;
   record.restored = backoff.restored ? static_cast<int64_t>(state_.best_round) : -1;
   reportRestarts(record);

@@ -110,6 +110,7 @@ class Federation {
   bool pinnedModelAdmits(const std::string& fingerprint, uint64_t parameters) const;
   std::string describePinnedModel() const;
   bool ratingCounts(const std::string& id, double metric, uint64_t samples) const;
+  bool lateThisRound(const std::string& id) const;
   std::string describeMetric(double metric, uint64_t round) const;
   void accumulateWhole(const std::vector<float>& values, float weight);
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy
@@ -136,6 +137,7 @@ class Federation {
   std::vector<std::pair<std::string, float>> round_contributions_;
   bool round_exact_ = true;
   std::vector<std::string> round_restarted_;  // members whose push says their training diverged
+  std::vector<std::pair<std::string, uint64_t>> round_late_;  // (identity, staleness) of the round's late pushes
   std::vector<std::pair<std::string, float>> round_raters_;  // (identity, metric samples) of the round's ratings
   bool initial_ready_ = false;
   bool defer_persistence_ = false;

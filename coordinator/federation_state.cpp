@@ -45,6 +45,7 @@ void saveFederationState(const FederationState& s, const std::vector<float>& con
                    {"metric", r.metric},
                    {"metric_samples", r.metric_samples},
                    {"restarted", r.restarted},
+                   {"late", r.late},
                    {"correction_scale", r.correction_scale},
                    {"refused", r.refused},
                    {"restored", r.restored}});
@@ -85,7 +86,7 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
       s.log.push_back({r.at("round").get<uint64_t>(), r.at("contributors").get<size_t>(),
                        r.at("bytes_received").get<uint64_t>(), r.at("seconds").get<double>(),
                        r.at("metric").get<double>(), r.at("metric_samples").get<uint64_t>(),
-                       r.value("restarted", size_t{0}), r.value("correction_scale", 0.0),
+                       r.value("restarted", size_t{0}), r.value("late", size_t{0}), r.value("correction_scale", 0.0),
                        r.value("refused", false), r.value("restored", int64_t{-1})});
     }
   } catch (const nlohmann::json::exception& e) {

@@ -17,6 +17,7 @@ struct RoundRecord {
   double metric = -1;  // sample-weighted validation accuracy of z_round; -1 if none
   uint64_t metric_samples = 0;
   size_t restarted = 0;  // contributors whose training diverged and restarted from z_round
+  size_t late = 0;       // contributors whose push was trained on an older consensus
   double correction_scale = 0;  // SCAFFOLD: the scale in effect for z_{round+1}; 0 for other algorithms
   bool refused = false;         // SCAFFOLD's back-off refused the round's update
   int64_t restored = -1;        // ... and z_{round+1} is this earlier best consensus; -1: none

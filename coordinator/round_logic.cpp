@@ -17,9 +17,10 @@ void RoundLogic::workerLeft(const std::string& id) {
 PushVerdict RoundLogic::checkPush(const std::string& id, uint64_t round) const {
   if (!has_consensus_) return PushVerdict::kNoConsensus;
   if (finished()) return PushVerdict::kFinished;
-  if (round != round_) return PushVerdict::kStaleRound;
+  const bool late = round < round_ && round_ - round <= policy_.max_staleness;
+  if (round != round_ && !late) return PushVerdict::kStaleRound;
   if (contributors_.count(id)) return PushVerdict::kAlreadyPushed;
-  return PushVerdict::kAccept;
+  return late ? PushVerdict::kLate : PushVerdict::kAccept;
 }
 
 void RoundLogic::pushStarted(const std::string& id) {

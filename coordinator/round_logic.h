@@ -12,6 +12,9 @@
 // (pushCutoff), so one slow or hostile member cannot hold a round open.
 // A worker that started a push counts as a contributor even if it drops
 // before the last chunk (its missing chunks are filled from z_r upstream).
+// A push computed from an earlier consensus z_s (s < r, r - s <= max_staleness)
+// is late: it may join round r as that worker's contribution (kLate), down-
+// weighted upstream; older ones, and all of them with max_staleness 0, are stale.
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -28,9 +31,10 @@ struct RoundPolicy {
   std::chrono::milliseconds deadline{std::chrono::minutes(10)};
   std::chrono::milliseconds push_grace{std::chrono::minutes(10)};
   uint64_t max_rounds = 0;  // 0 = unbounded
+  uint64_t max_staleness = 0;  // rounds a late push may lag the open one; 0 = none joins
 };
 
-enum class PushVerdict { kAccept, kStaleRound, kAlreadyPushed, kFinished, kNoConsensus };
+enum class PushVerdict { kAccept, kLate, kStaleRound, kAlreadyPushed, kFinished, kNoConsensus };
 
 class RoundLogic {
  public:

@@ -130,6 +130,17 @@ void Session::onPush(const proto::PushFromWorker& push) {
       sendConsensus();
     return;
   }
+  if (r.code == common::makeError(Errc::kFinished) &&
+      !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
+    // The push crossed the final consensus on the wire: skip its chunks and
+    // let the member take the final (on its way, or sent now) and say goodbye.
+    discard_chunks_ = common::chunkCount(push.payload().element_count(), push.payload().chunk_elements());
+    discard_chunk_bytes_ = common::chunkByteCount(push.payload(), 0);
+    expectChunks(discard_chunks_ > 0);
+    sendError(proto::ERROR_FINISHED, r.message + "; the final consensus is on its way", false);
+    finish();
+    return;
+  }
   sendError(toProto(r.code), r.message, true);
 }
 

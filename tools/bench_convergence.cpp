@@ -67,6 +67,7 @@ VariantResult runVariant(const ConvergencePlan& plan, const ConvergenceVariant& 
   options.work_dir = (work / directoryName(v.name)).string();
   options.pki_dir = (work / "pki").string();
   options.timeout = plan.timeout;
+  options.last_worker_slowdown = plan.straggler;
   options.coordinator = coordinatorConfigFor(plan, v, options.pki_dir);
   for (size_t k = 0; k < plan.workers; ++k)
     options.workers.push_back(workerConfigFor(plan, k, options.pki_dir, (work / "shards").string()));
@@ -90,7 +91,14 @@ VariantResult runVariant(const ConvergencePlan& plan, const ConvergenceVariant& 
   for (const auto& r : run.rounds) {
     if (r.contributors > 0) sent += static_cast<double>(r.bytes_received) / static_cast<double>(r.contributors);
     result.bytes.push_back(sent);
+    result.contributions += r.contributors;
+    result.late += r.late;
   }
+  if (result.contributions < plan.workers * run.rounds.size() || result.late > 0)
+    std::printf("  %s: %llu of %llu possible pushes counted, %llu of them late\n", label.c_str(),
+                static_cast<unsigned long long>(result.contributions),
+                static_cast<unsigned long long>(plan.workers * run.rounds.size()),
+                static_cast<unsigned long long>(result.late));
   auto start = Clock::now();
   for (uint64_t round = 0; round < run.rounds.size(); ++round) {
     std::string path = auditor.audit_dir + "/received-round-" + std::to_string(round) + ".ckpt";

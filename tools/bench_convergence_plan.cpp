@@ -111,6 +111,12 @@ const char* const kBenchConvergenceUsage =
     "  --distill B        workers distil the consensus's predictions on the classes other than each sample's\n"
     "                     label with weight B (train.distill; 0, the default, is off)\n"
     "  --overlap          workers train on while the consensus travels (easgd, admm; others ignore it)\n"
+    "  --straggler F      the last worker runs F times slower than the others (paused and resumed)\n"
+    "  --deadline S       rounds close S seconds after they open once --quorum members pushed\n"
+    "                     (rounds.deadline_s, default 3600)\n"
+    "  --quorum Q         members a round needs at its deadline (rounds.quorum, default all)\n"
+    "  --max-staleness M  a push up to M rounds late joins the open round with less weight\n"
+    "                     (rounds.max_staleness, default 0: late pushes are dropped)\n"
     "  --no-baselines     the federated variants only: no centralised or local-only training\n"
     "  --out DIR          results.md, results.json and plots (default results/convergence-<partition>)\n"
     "  --test-limit N     evaluate on the first N test images (0: all 10000)\n"
@@ -173,6 +179,13 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
       plan.aggregation_rule = value;
     }
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
+    else if (flag == "--straggler") {
+      plan.straggler = parsePositive(flag, value);
+      if (plan.straggler < 1) throw UsageError("--straggler takes a slowdown factor of at least 1, not " + value);
+    }
+    else if (flag == "--deadline") plan.deadline_s = parsePositive(flag, value);
+    else if (flag == "--quorum") plan.quorum = parseCount(flag, value, 1);
+    else if (flag == "--max-staleness") plan.max_staleness = parseCount(flag, value, 0);
     else if (flag == "--rho") rho = parsePositive(flag, value);
     else if (flag == "--dual-step") {
       dual_step = parsePositive(flag, value);
@@ -195,6 +208,9 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else throw UsageError("unknown option " + flag);
   }
   if (steps_given && epochs_given) throw UsageError("give --local-steps or --local-epochs, not both");
+  if (plan.quorum > plan.workers)
+    throw UsageError("--quorum " + std::to_string(plan.quorum) + " is more than the " + std::to_string(plan.workers) +
+                     " workers");
   if (rho)
     for (auto& v : plan.variants)
       if (v.rho > 0) v.rho = *rho;
@@ -243,6 +259,9 @@ std::string describePlan(const ConvergencePlan& p) {
   out << "; training images: " << (p.limit ? std::to_string(p.limit) : "all")
       << ", test images: " << (p.test_limit ? std::to_string(p.test_limit) : "all") << "; pushes: " << p.encoding;
   if (p.aggregation_rule != "mean") out << "; the coordinator aggregates by " << p.aggregation_rule;
+  if (p.straggler > 1) out << "; worker-" << p.workers - 1 << " runs " << p.straggler << "x slower";
+  if (p.quorum > 0) out << "; rounds close after " << p.deadline_s << " s with " << p.quorum << " members";
+  if (p.max_staleness > 0) out << "; pushes up to " << p.max_staleness << " rounds late count";
   out
       << "\n   variants:";
   for (const auto& v : p.variants) {
@@ -256,6 +275,13 @@ std::string describePlan(const ConvergencePlan& p) {
   }
   out << "\n   output: " << p.out_dir << "\n";
   return out.str();
+}
+
+nlohmann::json roundsConfigFor(const ConvergencePlan& plan) {
+  nlohmann::json rounds = {{"max", plan.rounds}, {"min_workers", plan.workers}, {"deadline_s", plan.deadline_s}};
+  if (plan.quorum > 0) rounds["quorum"] = plan.quorum;
+  if (plan.max_staleness > 0) rounds["max_staleness"] = plan.max_staleness;
+  return rounds;
 }
 
 nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const ConvergenceVariant& v, const std::string& pki) {
@@ -272,7 +298,7 @@ nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const Convergen
           {"tls", {{"ca", pki + "/ca/ca.crt"}, {"cert", pki + "/coordinator.crt"}, {"key", pki + "/coordinator.key"}}},
           {"state_dir", "state/coordinator"},
           {"algorithm", algorithm},
-          {"rounds", {{"max", plan.rounds}, {"min_workers", plan.workers}, {"deadline_s", 3600}}},
+          {"rounds", roundsConfigFor(plan)},
           {"server_optimizer", server},
           {"aggregation", {{"device", "cpu"}, {"rule", plan.aggregation_rule}}}};
 }

@@ -60,6 +60,13 @@ struct ConvergencePlan {
   bool overlap = false;           // workers' transfer.overlap (easgd and admm train on while waiting)
   bool baselines = true;          // centralised and local-only rows (--no-baselines: variants only)
   std::string aggregation_rule = "mean";  // the coordinator's aggregation.rule: mean, median, trimmed_mean
+  // A member slower than the rest: the last worker runs at 1/straggler of its
+  // speed (1: none). Rounds close at deadline_s with quorum members (0: all),
+  // and pushes up to max_staleness rounds late still count (rounds.*).
+  double straggler = 1;
+  double deadline_s = 3600;
+  size_t quorum = 0;
+  uint64_t max_staleness = 0;
   uint64_t init_seed = 1;
   worker::ModelSpec model;
   worker::TrainSettings train;  // per worker; data_seed is offset by the worker index

@@ -110,7 +110,8 @@ nlohmann::json resultsJson(const ConvergenceResults& r) {
     j["local"].push_back({{"name", b.name}, {"final", b.test_accuracy}, {"accuracy", b.curve}, {"restarts", b.restarts}});
   j["variants"] = nlohmann::json::array();
   for (const auto& v : r.variants) {
-    nlohmann::json e = {{"name", v.name}, {"accuracy", v.accuracy}, {"bytes_per_worker", v.bytes}, {"seconds", v.seconds}};
+    nlohmann::json e = {{"name", v.name},         {"accuracy", v.accuracy},           {"bytes_per_worker", v.bytes},
+                        {"seconds", v.seconds},    {"contributions", v.contributions}, {"late_contributions", v.late}};
     if (!v.skipped.empty()) e["skipped"] = v.skipped;
     auto reach = firstReaching(v.accuracy, kTargetAccuracy);
     e["rounds_to_target"] = reach ? nlohmann::json(*reach) : nlohmann::json(nullptr);

@@ -22,6 +22,8 @@ struct VariantResult {
   std::vector<double> accuracy;     // test accuracy of z_0 ... z_R
   std::vector<double> bytes;        // bytes sent per worker up to z_r (bytes[0] = 0)
   double seconds = 0;               // wall time of the federation
+  uint64_t contributions = 0;       // pushes counted over all rounds
+  uint64_t late = 0;                // ... of them trained on an older consensus
 };
 
 struct ConvergenceResults {

@@ -1,11 +1,13 @@
 #include "tools/local_federation.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "coordinator/federation_state.h"
@@ -60,6 +62,7 @@ RoundLogEntry parseRoundLogEntry(const nlohmann::json& line) {
     e.seconds = line.at("seconds").get<double>();
     e.metric = line.at("metric").get<double>();
     if (line.contains("metric_samples")) e.metric_samples = line.at("metric_samples").get<uint64_t>();
+    if (line.contains("late")) e.late = line.at("late").get<uint64_t>();
   } catch (const nlohmann::json::exception& ex) {
     throw std::runtime_error("round log line " + line.dump() + " is not a round record: " + ex.what());
   }
@@ -172,9 +175,31 @@ LocalFederationResult LocalFederation::run(const RoundCallback& on_round) {
       if (on_round) on_round(rounds[i]);
     }
   };
+  // The straggler runs for 200/slowdown ms of each 200 ms; it is continued
+  // whenever this function leaves, so that it can exit or be killed.
+  const bool throttle = options_.last_worker_slowdown > 1 && !children.empty();
+  const auto period = std::chrono::milliseconds(200);
+  const auto running_time = std::chrono::milliseconds(static_cast<int64_t>(200 / std::max(1.0, options_.last_worker_slowdown)));
+  struct Resume {
+    ChildProcess* child;
+    ~Resume() {
+      if (child && child->running()) child->signal(SIGCONT);
+    }
+  } resume{throttle ? &children.back() : nullptr};
   for (;;) {
     report();
-    if (auto rc = coordinator.wait(std::chrono::milliseconds(200))) {
+    std::optional<int> coordinator_rc;
+    if (throttle && children.back().running()) {
+      children.back().signal(SIGCONT);
+      coordinator_rc = coordinator.wait(running_time);
+      if (!coordinator_rc && children.back().running()) {
+        children.back().signal(SIGSTOP);
+        coordinator_rc = coordinator.wait(period - running_time);
+      }
+    } else {
+      coordinator_rc = coordinator.wait(period);
+    }
+    if (auto rc = coordinator_rc) {
       if (*rc != 0) throw failed("the coordinator", "exited with code " + std::to_string(*rc), coordinator_log);
       break;
     }
@@ -187,6 +212,7 @@ LocalFederationResult LocalFederation::run(const RoundCallback& on_round) {
       throw std::runtime_error("the federation did not finish within " + std::to_string(options_.timeout.count()) +
                                " s; see the logs in " + log_dir_);
   }
+  if (throttle && children.back().running()) children.back().signal(SIGCONT);
   for (size_t k = 0; k < children.size(); ++k) {
     auto rc = children[k].wait(std::chrono::seconds(30));
     if (!rc || *rc != 0)
@@ -210,7 +236,10 @@ void RoundProgress::update(const RoundLogEntry& r) {
                 label_.c_str(), std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
                 static_cast<unsigned long long>(r.round), static_cast<unsigned long long>(total_), r.seconds,
                 static_cast<unsigned long long>(r.round - 1), r.metric >= 0 ? 100 * r.metric : 0.0);
-  std::printf("%s%s%s", tty_ ? "\r" : "", line, tty_ ? "" : "\n");
+  std::string late = r.late > 0 ? "  " + std::to_string(r.late) + " of " + std::to_string(r.contributors) + " late" : "";
+  // A shorter line would leave the end of a longer one behind on a terminal.
+  if (tty_) late.resize(std::max<size_t>(late.size(), 16), ' ');
+  std::printf("%s%s%s%s", tty_ ? "\r" : "", line, late.c_str(), tty_ ? "" : "\n");
   std::fflush(stdout);
   open_ = tty_;
 }

@@ -32,6 +32,7 @@ struct RoundLogEntry {
   double seconds = 0;
   double metric = -1;
   uint64_t metric_samples = 0;
+  uint64_t late = 0;  // contributors whose push was trained on an older consensus
 };
 
 // Throws std::runtime_error naming the missing or mistyped field.
@@ -50,6 +51,9 @@ struct LocalFederationOptions {
   std::string pki_dir;           // empty: work_dir/pki
   std::string binary_dir;        // empty: the directory of the running executable
   std::chrono::seconds timeout{900};
+  // > 1: the last worker gets 1/slowdown of the wall clock (stopped and
+  // continued in 200 ms periods), a member on slower hardware.
+  double last_worker_slowdown = 1;
 };
 
 struct LocalFederationResult {

@@ -3,6 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -90,20 +91,46 @@ class SyncClient::Impl : public common::net::FrameHandler {
                    false);
   }
 
+  size_t queued() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return events_.size();
+  }
+
   std::optional<ClientEvent> poll() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (events_.empty()) return std::nullopt;
-    ClientEvent e = std::move(events_.front());
-    events_.pop_front();
-    return e;
+    return takeFront();
   }
 
   ClientEvent next() {
     std::unique_lock<std::mutex> lock(mutex_);
     cv_.wait(lock, [this] { return !events_.empty(); });
-    ClientEvent e = std::move(events_.front());
-    events_.pop_front();
-    return e;
+    return takeFront();
+  }
+
+  // The front event (mutex held, queue not empty). A consensus is passed
+  // over for a newer one queued before the session's end; events in
+  // between (non-fatal errors) keep their place.
+  ClientEvent takeFront() {
+    for (;;) {
+      ClientEvent& front = events_.front();
+      if (front.kind == ClientEvent::Kind::kConsensus && !front.final) {
+        auto next = std::find_if(events_.begin() + 1, events_.end(),
+                                 [](const ClientEvent& e) { return e.kind != ClientEvent::Kind::kError; });
+        if (next != events_.end() && next->kind == ClientEvent::Kind::kConsensus) {
+          // Carried forward, oldest first, to the consensus that supersedes it.
+          auto carried = std::move(front.superseded);
+          carried.emplace_back(front.round, std::move(front.consensus));
+          for (auto& s : next->superseded) carried.push_back(std::move(s));
+          next->superseded = std::move(carried);
+          events_.pop_front();
+          continue;
+        }
+      }
+      ClientEvent e = std::move(front);
+      events_.pop_front();
+      return e;
+    }
   }
 
   void push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
@@ -387,7 +414,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   size_t next_chunk_ = 0;
   std::vector<uint8_t> staging_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<ClientEvent> events_;
 };
@@ -406,6 +433,7 @@ std::error_code SyncClient::connect(const proto::HelloFromWorker& hello, proto::
 
 ClientEvent SyncClient::next() { return impl_->next(); }
 std::optional<ClientEvent> SyncClient::poll() { return impl_->poll(); }
+size_t SyncClient::queuedEvents() const { return impl_->queued(); }
 
 void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
                       uint32_t chunk_elements) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "common/net/tls.h"
@@ -38,6 +39,9 @@ struct ClientEvent {
   uint64_t contributors_digest = 0;  // kConsensus: see proto::ConsensusToWorker
   double correction_scale = 0;       // kConsensus: see proto::ConsensusToWorker
   std::shared_ptr<std::vector<float>> consensus;  // kConsensus
+  // kConsensus: older consensus vectors that were still queued behind this
+  // one, (round, vector), oldest first; they were never handed over.
+  std::vector<std::pair<uint64_t, std::shared_ptr<std::vector<float>>>> superseded;
   proto::ErrorToWorker error;                     // kError
   std::error_code closed_reason;                  // kClosed
   std::string detail;                             // kClosed: human-readable cause
@@ -56,10 +60,16 @@ class SyncClient {
   std::error_code connect(const proto::HelloFromWorker& hello, proto::WelcomeToWorker* welcome, std::string* message,
                           bool* permanent);
   // Blocks until the next event. After kClosed the client must be reconnected.
+  // A consensus with a newer one queued behind it (in the same session) is
+  // not handed over: the newer one carries it in `superseded`. A member that
+  // trains slower than the rounds close thus trains on the latest consensus
+  // instead of falling further behind with every round.
   ClientEvent next();
   // The next event if one is waiting, without blocking (for a caller that
   // trains while the consensus is on its way).
   std::optional<ClientEvent> poll();
+  // Events received and not yet taken, superseded ones included.
+  size_t queuedEvents() const;
   // Sends a push of `values` (kept alive until written) in `dtype`.
   void push(proto::PushFromWorker push, std::shared_ptr<const std::vector<float>> values, proto::DType dtype,
             uint32_t chunk_elements);

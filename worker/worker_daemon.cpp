@@ -138,6 +138,7 @@ class WorkerDaemon::Impl {
           dropStepsAhead();
           return -1;
         case ClientEvent::Kind::kConsensus:
+          noteSuperseded(e);
           if (e.final) {
             finish(client, e);
             return kExitFinished;
@@ -202,6 +203,17 @@ class WorkerDaemon::Impl {
     auto values = std::make_shared<std::vector<float>>(parameter_count_);
     trainer_->parameters(values->data());
     return values;
+  }
+
+  // Consensus vectors that arrived while this member was still training on
+  // an older one: it goes straight to the newest (SyncClient::next).
+  void noteSuperseded(const ClientEvent& e) {
+    if (e.superseded.empty()) return;
+    for (const auto& [round, z] : e.superseded) audit(*z, "received-round-" + std::to_string(round));
+    const uint64_t first = e.superseded.front().first, last = e.superseded.back().first;
+    LOG_INFO("consensus z_" << first << (last != first ? "..z_" + std::to_string(last) : std::string())
+                            << " arrived while this member was still training; it goes on from the newest, z_"
+                            << e.round << (e.final ? " (the final one)" : ""));
   }
 
   void onConsensus(SyncClient& client, const proto::WelcomeToWorker& welcome, const ClientEvent& e) {

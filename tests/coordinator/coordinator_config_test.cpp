@@ -321,5 +321,33 @@ TEST_F(CoordinatorConfigTest, AdmmAndAdamMistakesNameTheField) {
   expectFieldError(j, "server_optimizer.name");
 }
 
+TEST_F(CoordinatorConfigTest, LatePushesAreDroppedUnlessMaxStalenessAdmitsThem) {
+  CoordinatorConfig c = loadCoordinatorConfig(write(minimal()));
+  EXPECT_EQ(c.rounds.max_staleness, 0u);
+  EXPECT_DOUBLE_EQ(c.staleness_exponent, 0.5);
+
+  json j = minimal();
+  j["rounds"] = {{"max_staleness", 3}, {"staleness_exponent", 1}};
+  c = loadCoordinatorConfig(write(j));
+  EXPECT_EQ(c.rounds.max_staleness, 3u);
+  EXPECT_DOUBLE_EQ(c.staleness_exponent, 1.0);
+
+  j["rounds"] = {{"staleness_exponent", 1}};
+  expectFieldError(j, "rounds.staleness_exponent");
+  EXPECT_NE(errorFor(j).find("max_staleness"), std::string::npos) << "says what would make it count";
+  j["rounds"] = {{"max_staleness", 1}, {"staleness_exponent", -0.5}};
+  expectFieldError(j, "rounds.staleness_exponent");
+  j["rounds"] = {{"max_staleness", 1001}};
+  expectFieldError(j, "rounds.max_staleness");
+  j["rounds"] = {{"max_staleness", -1}};
+  expectFieldError(j, "rounds.max_staleness");
+
+  j = minimal();
+  j["algorithm"] = {{"name", "scaffold"}};
+  j["rounds"] = {{"max_staleness", 1}};
+  expectFieldError(j, "rounds.max_staleness");
+  EXPECT_NE(errorFor(j).find("scaffold"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator

@@ -4,6 +4,7 @@
 // first one's push, a push that stalls while heartbeats keep flowing, a push
 // that trickles in just fast enough to stay alive, a member asked for z_0 that
 // never sends it, and stale pushes sent over and over. Each must cost the federation nothing.
+// Also, over the same wire, a late push that rounds.max_staleness admits.
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -172,7 +173,7 @@ class HostilePeerTest : public ::testing::Test {
   // push is given. Generous where a test does not wait on it, so that a
   // loaded machine cannot time out an honest session.
   void startServer(std::chrono::milliseconds idle = 10s, std::chrono::milliseconds deadline = 60s,
-                   std::chrono::milliseconds push_grace = 60s) {
+                   std::chrono::milliseconds push_grace = 60s, uint64_t max_staleness = 0) {
     CoordinatorConfig c;
     c.federation_id = "hostile";
     c.listen_port = 0;
@@ -186,6 +187,8 @@ class HostilePeerTest : public ::testing::Test {
     c.rounds.quorum = 1;
     c.rounds.deadline = deadline;
     c.rounds.push_grace = push_grace;
+    c.rounds.max_staleness = max_staleness;
+    c.rounds.max_rounds = max_rounds_;
     c.handshake_timeout = 2s;
     c.idle_timeout = idle;
     c.heartbeat_interval = 100ms;
@@ -200,6 +203,8 @@ class HostilePeerTest : public ::testing::Test {
     }
     common::setLogLevel(common::LogLevel::kInfo);
   }
+
+  uint64_t max_rounds_ = 0;  // set before startServer
 
   std::unique_ptr<RawWorker> connect(asio::ssl::context& tls, bool heartbeats = true) {
     return std::make_unique<RawWorker>(io_, tls, server_->port(), heartbeats);
@@ -358,6 +363,52 @@ TEST_F(HostilePeerTest, RepeatedStalePushesDoNotResendTheConsensus) {
   EXPECT_TRUE(alice->toldError("push for round 0 but round 1 is open"));
   alice->waitFor([] { return false; }, 300ms);  // anything still on its way
   EXPECT_EQ(alice->count(proto::CoordinatorMessage::kConsensus), consensus_before);
+}
+
+TEST_F(HostilePeerTest, ALatePushWithinMaxStalenessBecomesTheOpenRoundsContribution) {
+  startServer(10s, 60s, 60s, /*max_staleness=*/1);
+  auto alice = bootstrap(encode(values(1.0f)));
+  const auto pa = encode(values(2.0f));
+  alice->push(0, pa, false);
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(1).has_value(); }));
+
+  // Trained on z_0 again, arriving while round 1 is open: one round late.
+  const std::vector<float> late = values(4.0f);
+  const auto pl = encode(late);
+  alice->push(0, pl, false);
+  for (size_t c = 0; c < pl->chunks(); ++c) alice->chunk(pl, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(2).has_value(); }));
+  const std::vector<float> z2 = *alice->consensus(2);
+  ASSERT_EQ(z2.size(), late.size());
+  for (size_t i = 0; i < late.size(); ++i)
+    ASSERT_NEAR(z2[i], late[i], 1e-5f) << "element " << i << ": the only contribution to round 1, whatever its weight";
+  EXPECT_EQ(alice->count(proto::CoordinatorMessage::kError), 0u);
+
+  alice->push(0, pl, false);  // round 2 is open: two rounds late
+  for (size_t c = 0; c < pl->chunks(); ++c) alice->chunk(pl, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kError) == 1 || alice->closed(); }));
+  EXPECT_FALSE(alice->closed());
+  EXPECT_TRUE(alice->toldError("more than rounds.max_staleness 1 behind"));
+}
+
+// The last round closes and the final consensus goes out while a member's
+// next push is already on the wire: honest crossing, not misbehaviour. The
+// push is skipped and the session stays open for the member to take the final.
+TEST_F(HostilePeerTest, APushCrossingTheFinalConsensusIsSkippedAndTheSessionStays) {
+  max_rounds_ = 1;
+  startServer();
+  auto alice = bootstrap(encode(values(1.0f)));
+  const auto pa = encode(values(2.0f));
+  alice->push(0, pa, false);
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->consensus(1).has_value(); }));
+  alice->push(1, pa, false);  // trained on z_1 before it saw that z_1 is final
+  for (size_t c = 0; c < pa->chunks(); ++c) alice->chunk(pa, c);
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kError) == 1 || alice->closed(); }));
+  EXPECT_TRUE(alice->toldError("the final consensus is on its way")) << "told why, not cut off";
+  alice->waitFor([] { return false; }, 300ms);
+  EXPECT_FALSE(alice->closed());
 }
 
 }  // namespace

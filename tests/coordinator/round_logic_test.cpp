@@ -184,5 +184,25 @@ TEST(RoundLogicTest, ResumesAtAGivenRound) {
   EXPECT_TRUE(logic.shouldClose(kT0));
 }
 
+TEST(RoundLogicTest, APushFromAnEarlierRoundIsLateWithinMaxStalenessAndStaleBeyond) {
+  RoundPolicy p = policy(1, 1);
+  p.max_staleness = 2;
+  RoundLogic logic(p, 5, true, kT0);
+  logic.workerJoined("a");
+  EXPECT_EQ(logic.checkPush("a", 5), PushVerdict::kAccept);
+  EXPECT_EQ(logic.checkPush("a", 4), PushVerdict::kLate);
+  EXPECT_EQ(logic.checkPush("a", 3), PushVerdict::kLate);
+  EXPECT_EQ(logic.checkPush("a", 2), PushVerdict::kStaleRound) << "3 rounds behind, max_staleness 2";
+  EXPECT_EQ(logic.checkPush("a", 6), PushVerdict::kStaleRound) << "a round that is not open yet";
+  logic.pushStarted("a");
+  logic.pushEnded("a");
+  EXPECT_EQ(logic.checkPush("a", 4), PushVerdict::kAlreadyPushed) << "one contribution per member and round";
+  EXPECT_EQ(logic.checkPush("a", 5), PushVerdict::kAlreadyPushed);
+  EXPECT_TRUE(logic.shouldClose(kT0)) << "a late push counts towards closing the round";
+
+  RoundLogic strict(policy(1, 1), 5, true, kT0);
+  EXPECT_EQ(strict.checkPush("a", 4), PushVerdict::kStaleRound) << "max_staleness 0: every late push is stale";
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator

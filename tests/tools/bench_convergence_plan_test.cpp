@@ -102,6 +102,29 @@ TEST(BenchConvergencePlan, AggregationRuleReachesEveryCoordinator) {
   EXPECT_THROW(parseConvergencePlan({"--aggregation-rule", "krum"}), UsageError);
 }
 
+TEST(BenchConvergencePlan, AStragglerAndLatePushesReachTheRoundsConfig) {
+  auto plain = parseConvergencePlan({});
+  const auto rounds = coordinatorConfigFor(plain, plain.variants[0], "/pki")["rounds"];
+  EXPECT_FALSE(rounds.contains("quorum"));
+  EXPECT_FALSE(rounds.contains("max_staleness"));
+  EXPECT_DOUBLE_EQ(plain.straggler, 1.0);
+
+  auto plan = parseConvergencePlan(
+      {"--straggler", "3", "--deadline", "2.5", "--quorum", "3", "--max-staleness", "2", "--variants", "fedavg"});
+  const auto late = coordinatorConfigFor(plan, plan.variants[0], "/pki")["rounds"];
+  EXPECT_DOUBLE_EQ(late["deadline_s"].get<double>(), 2.5);
+  EXPECT_EQ(late["quorum"], 3);
+  EXPECT_EQ(late["max_staleness"], 2);
+  EXPECT_EQ(late["min_workers"], 4) << "a round closes early only when every worker pushed";
+  EXPECT_DOUBLE_EQ(plan.straggler, 3.0);
+  const std::string described = describePlan(plan);
+  EXPECT_NE(described.find("worker-3 runs 3x slower"), std::string::npos) << described;
+  EXPECT_NE(described.find("up to 2 rounds late count"), std::string::npos) << described;
+
+  EXPECT_THROW(parseConvergencePlan({"--straggler", "0.5"}), UsageError);
+  EXPECT_THROW(parseConvergencePlan({"--quorum", "5"}), UsageError) << "the quick preset has 4 workers";
+}
+
 TEST(BenchConvergencePlan, ServerLrReachesEveryServerOptimizerButPlain) {
   auto plan = parseConvergencePlan({"--server-lr", "0.05", "--variants", "fedavg,fedavg+nesterov,fedavg+adam"});
   EXPECT_DOUBLE_EQ(plan.variants[0].server_lr, 1.0) << "plain averaging has no learning rate to change";
