@@ -315,17 +315,11 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   if (push.sample_count() == 0) return reject(Errc::kMalformedFrame, "push with sample_count 0");
   Push p{push.payload(), static_cast<float>(push.sample_count()), 0, false, push.delta()};
   const bool late = verdict == PushVerdict::kLate;
-  if (late) {
-    // Trained from an older consensus: it joins this round with less weight
-    // (its delta, for a delta push, applies to z_r), and its rating of that
-    // older consensus is no rating of z_r.
-    const uint64_t staleness = logic_.round() - push.round();
-    p.weight *= static_cast<float>(std::pow(1.0 + static_cast<double>(staleness), -config_.staleness_exponent));
-    round_late_.emplace_back(id, staleness);
-    LOG_INFO(id << "'s push trained on z_" << push.round() << " joins round " << logic_.round() + 1 << ", "
-                << staleness << (staleness == 1 ? " round" : " rounds") << " late, with weight x"
-                << p.weight / static_cast<float>(push.sample_count()));
-  }
+  // Trained from an older consensus: it joins this round with less weight
+  // (its delta, for a delta push, applies to z_r), and its rating of that
+  // older consensus is no rating of z_r. Recorded once nothing can refuse it.
+  const uint64_t staleness = late ? logic_.round() - push.round() : 0;
+  if (late) p.weight *= static_cast<float>(std::pow(1.0 + static_cast<double>(staleness), -config_.staleness_exponent));
   if (robust()) {
     try {
       if (!store_) store_ = std::make_unique<ContributionStore>(state_.parameter_count, config_.chunk_elements);
@@ -348,6 +342,12 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
   if (push.restarted()) {
     round_exact_ = false;
     round_restarted_.push_back(id);
+  }
+  if (late) {
+    round_late_.emplace_back(id, staleness);
+    LOG_INFO(id << "'s push trained on z_" << push.round() << " joins round " << logic_.round() + 1 << ", "
+                << staleness << (staleness == 1 ? " round" : " rounds") << " late, with weight x"
+                << p.weight / static_cast<float>(push.sample_count()));
   }
   logic_.pushStarted(id);
   pushes_[id] = std::move(p);

@@ -181,7 +181,8 @@ ConvergencePlan parseConvergencePlan(const std::vector<std::string>& args) {
     else if (flag == "--test-limit") plan.test_limit = parseCount(flag, value, 0);
     else if (flag == "--straggler") {
       plan.straggler = parsePositive(flag, value);
-      if (plan.straggler < 1) throw UsageError("--straggler takes a slowdown factor of at least 1, not " + value);
+      if (plan.straggler < 1 || plan.straggler > 20)
+        throw UsageError("--straggler takes a slowdown factor from 1 to 20, not " + value);
     }
     else if (flag == "--deadline") plan.deadline_s = parsePositive(flag, value);
     else if (flag == "--quorum") plan.quorum = parseCount(flag, value, 1);

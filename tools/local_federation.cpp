@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "coordinator/federation_state.h"
 #include "tools/pki/pki.h"
@@ -105,6 +106,8 @@ LocalFederation::LocalFederation(LocalFederationOptions options) : options_(std:
   if (options_.work_dir.empty()) throw std::invalid_argument("LocalFederation needs a work directory");
   size_t count = options_.worker_files.empty() ? options_.workers.size() : options_.worker_files.size();
   if (count == 0) throw std::invalid_argument("LocalFederation needs at least one worker config");
+  if (!(options_.last_worker_slowdown >= 1 && options_.last_worker_slowdown <= 20))
+    throw std::invalid_argument("the last worker's slowdown must lie in [1, 20]");
   fs::path work = fs::absolute(options_.work_dir);
   options_.work_dir = work.string();
   if (options_.pki_dir.empty()) options_.pki_dir = (work / "pki").string();
@@ -175,11 +178,13 @@ LocalFederationResult LocalFederation::run(const RoundCallback& on_round) {
       if (on_round) on_round(rounds[i]);
     }
   };
-  // The straggler runs for 200/slowdown ms of each 200 ms; it is continued
-  // whenever this function leaves, so that it can exit or be killed.
+  // The straggler runs for 1/slowdown of every 200 ms (slept, not polled,
+  // so the share is exact); it is continued whenever this function leaves,
+  // so that it can exit or be killed.
   const bool throttle = options_.last_worker_slowdown > 1 && !children.empty();
-  const auto period = std::chrono::milliseconds(200);
-  const auto running_time = std::chrono::milliseconds(static_cast<int64_t>(200 / std::max(1.0, options_.last_worker_slowdown)));
+  const auto period = std::chrono::microseconds(200000);
+  const auto running_time =
+      std::chrono::microseconds(static_cast<int64_t>(200000 / std::max(1.0, options_.last_worker_slowdown)));
   struct Resume {
     ChildProcess* child;
     ~Resume() {
@@ -191,13 +196,12 @@ LocalFederationResult LocalFederation::run(const RoundCallback& on_round) {
     std::optional<int> coordinator_rc;
     if (throttle && children.back().running()) {
       children.back().signal(SIGCONT);
-      coordinator_rc = coordinator.wait(running_time);
-      if (!coordinator_rc && children.back().running()) {
-        children.back().signal(SIGSTOP);
-        coordinator_rc = coordinator.wait(period - running_time);
-      }
+      std::this_thread::sleep_for(running_time);
+      children.back().signal(SIGSTOP);
+      std::this_thread::sleep_for(period - running_time);
+      coordinator_rc = coordinator.wait(std::chrono::milliseconds(0));
     } else {
-      coordinator_rc = coordinator.wait(period);
+      coordinator_rc = coordinator.wait(std::chrono::milliseconds(200));
     }
     if (auto rc = coordinator_rc) {
       if (*rc != 0) throw failed("the coordinator", "exited with code " + std::to_string(*rc), coordinator_log);

@@ -51,7 +51,7 @@ struct LocalFederationOptions {
   std::string pki_dir;           // empty: work_dir/pki
   std::string binary_dir;        // empty: the directory of the running executable
   std::chrono::seconds timeout{900};
-  // > 1: the last worker gets 1/slowdown of the wall clock (stopped and
+  // 1..20: the last worker gets 1/slowdown of the wall clock (stopped and
   // continued in 200 ms periods), a member on slower hardware.
   double last_worker_slowdown = 1;
 };

@@ -206,14 +206,16 @@ class WorkerDaemon::Impl {
   }
 
   // Consensus vectors that arrived while this member was still training on
-  // an older one: it goes straight to the newest (SyncClient::next).
-  void noteSuperseded(const ClientEvent& e) {
+  // an older one: it goes straight to the newest (SyncClient::next). They
+  // are released here, not held through the round.
+  void noteSuperseded(ClientEvent& e) {
     if (e.superseded.empty()) return;
     for (const auto& [round, z] : e.superseded) audit(*z, "received-round-" + std::to_string(round));
     const uint64_t first = e.superseded.front().first, last = e.superseded.back().first;
     LOG_INFO("consensus z_" << first << (last != first ? "..z_" + std::to_string(last) : std::string())
                             << " arrived while this member was still training; it goes on from the newest, z_"
                             << e.round << (e.final ? " (the final one)" : ""));
+    e.superseded.clear();
   }
 
   void onConsensus(SyncClient& client, const proto::WelcomeToWorker& welcome, const ClientEvent& e) {

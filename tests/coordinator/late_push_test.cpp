@@ -113,5 +113,35 @@ TEST_F(LatePushTest, ALateDeltaPushMovesTheOpenRoundsConsensus) {
   expectWeightedMean(*f->consensus(), {{100, xa}, {100, xb}, {100 / std::sqrt(2.0), moved}});
 }
 
+// A member that leaves during its late push: the chunks it did not send are
+// the open round's consensus, at the push's reduced weight.
+TEST_F(LatePushTest, ALatePushCutShortIsCompletedFromTheOpenRoundsConsensus) {
+  auto f = make(lateConfig(1, 1.0));
+  closeRoundZeroWithoutC(*f);
+  const std::vector<float> z1 = *f->consensus();
+  const std::vector<float> xc = vectorFor(13, 3.0f);
+  ASSERT_FALSE(push(*f, "c", 0, 200, xc, false, /*chunks=*/1));
+  f->depart("c");
+  const std::vector<float> xa = vectorFor(14), xb = vectorFor(15);
+  ASSERT_FALSE(push(*f, "a", 1, 100, xa));
+  ASSERT_FALSE(push(*f, "b", 1, 100, xb));
+  ASSERT_TRUE(f->advance(t0_ + std::chrono::seconds(31)));
+  expectWeightedMean(*f->consensus(), {{100, xa}, {100, xb}, {100, spliced(xc, z1, 1)}});
+}
+
+// The robust rules keep every contribution and ignore weights: a late push
+// is one contribution among the others.
+TEST_F(LatePushTest, UnderTheMedianALatePushIsOneContributionAmongTheOthers) {
+  CoordinatorConfig c = lateConfig(1, 0.5);
+  c.rule = AggregationRule::kMedian;
+  auto f = make(c);
+  closeRoundZeroWithoutC(*f);
+  ASSERT_FALSE(push(*f, "c", 0, 100, std::vector<float>(kParams, 2.0f)));  // late
+  ASSERT_FALSE(push(*f, "a", 1, 100, std::vector<float>(kParams, 1.0f)));
+  ASSERT_FALSE(push(*f, "b", 1, 100, std::vector<float>(kParams, 3.0f)));
+  ASSERT_TRUE(f->advance(t0_ + std::chrono::seconds(31)));
+  EXPECT_EQ(*f->consensus(), std::vector<float>(kParams, 2.0f)) << "the median of 1, 2 (late) and 3";
+}
+
 }  // namespace
 }  // namespace tapestry::coordinator::testing

@@ -122,6 +122,7 @@ TEST(BenchConvergencePlan, AStragglerAndLatePushesReachTheRoundsConfig) {
   EXPECT_NE(described.find("up to 2 rounds late count"), std::string::npos) << described;
 
   EXPECT_THROW(parseConvergencePlan({"--straggler", "0.5"}), UsageError);
+  EXPECT_THROW(parseConvergencePlan({"--straggler", "21"}), UsageError) << "it would run in slices under 10 ms";
   EXPECT_THROW(parseConvergencePlan({"--quorum", "5"}), UsageError) << "the quick preset has 4 workers";
 }
 
