@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/frame.h"
 #include "coordinator/aggregation/aggregator.h"
 #include "coordinator/best_consensus.h"
@@ -83,6 +85,10 @@ class Federation {
   // member had left (the rest taken from z_r) and returns their members.
   std::vector<std::string> cutOffSlowPushes(Clock::time_point now);
   const FederationState& state() const { return state_; }
+  // Where the federation stands now, for state_dir/status.json
+  // (coordinator/federation_status.cpp): the open round, its deadline,
+  // each active member's part in it, the last closed round and the best.
+  nlohmann::json status(Clock::time_point now) const;
   const CoordinatorConfig& config() const { return config_; }
   std::string aggregatorName() const { return aggregator_->backendName(); }
 

@@ -58,6 +58,8 @@ class RoundLogic {
   // push_grace after it opened (for a timer).
   std::optional<Clock::time_point> pushCutoff() const;
   const std::set<std::string>& streaming() const { return streaming_; }
+  const std::set<std::string>& active() const { return active_; }
+  const RoundPolicy& policy() const { return policy_; }
   // z_{r+1} now exists: open the next round.
   void roundClosed(Clock::time_point now);
   // The very first consensus z_0 arrived (from a worker's initial vector).

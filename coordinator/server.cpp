@@ -1,5 +1,7 @@
 #include "coordinator/server.h"
 
+#include <unistd.h>
+
 #include <boost/asio/signal_set.hpp>
 
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include "common/payload.h"
 #include "coordinator/federation.h"
 #include "coordinator/session_impl.h"
+#include "coordinator/status_file.h"
 
 namespace tapestry::coordinator {
 
@@ -30,6 +33,7 @@ Server::Impl::Impl(CoordinatorConfig config)
       cutoff_timer_(io_),
       initial_timer_(io_),
       linger_timer_(io_),
+      status_timer_(io_),
       chunk_pool_(config_.inflight_chunks) {
   // The checkpoint of each new consensus is written by disk_ while the
   // consensus streams out; the last chunk waits for it (Federation::deferPersistence).
@@ -87,10 +91,36 @@ int Server::Impl::run() {
                                     "size); sample counts do not weigh");
   accept();
   watchCrl();
+  watchStatus();
   armDeadline();
   checkFinished();
   io_.run();
+  writeStatus(failed_ ? "failed" : federation_->finished() ? "finished" : "stopped");
   return failed_ ? 1 : 0;
+}
+
+void Server::Impl::watchStatus() {
+  writeStatus("running");
+  status_timer_.expires_after(kStatusInterval);
+  status_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) watchStatus();
+  });
+}
+
+void Server::Impl::writeStatus(const std::string& state) {
+  nlohmann::json status = federation_->status(Clock::now());
+  status["coordinator"] = {{"state", state},
+                           {"pid", static_cast<int64_t>(::getpid())},
+                           {"listen", config_.listen_host + ":" + std::to_string(port())},
+                           {"aggregator", federation_->aggregatorName()}};
+  for (auto& member : status["members"]) {
+    auto it = sessions_.find(member["id"].get<std::string>());
+    if (it != sessions_.end()) member["address"] = it->second->address();
+  }
+  const std::string error = writeStatusFile(config_.state_dir, std::move(status));
+  if (!error.empty() && !status_failed_)
+    LOG_WARN(error << "; `tapestry status` will not see this coordinator (federation unaffected)");
+  status_failed_ = !error.empty();
 }
 
 // A re-signed CRL is picked up within a minute; one about to expire is

@@ -251,6 +251,8 @@ void Session::finish() {
   });
 }
 
+std::string Session::address() const { return connection_->remoteAddress(); }
+
 void Session::onClosed(std::error_code ec) {
   hello_timer_.cancel();
   if (held_) server_.chunkPool().release(std::exchange(held_, nullptr));

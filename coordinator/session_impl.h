@@ -53,6 +53,9 @@ class Server::Impl {
   void checkFinished();
   void startPersist();
   void persisted(const std::string& error, double seconds);
+  // state_dir/status.json now, then every kStatusInterval while running.
+  void watchStatus();
+  void writeStatus(const std::string& state);
 
   CoordinatorConfig config_;
   std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
@@ -67,6 +70,8 @@ class Server::Impl {
   asio::steady_timer initial_timer_;
   std::string watched_provider_;  // the member initial_timer_ waits on
   asio::steady_timer linger_timer_;
+  asio::steady_timer status_timer_;
+  bool status_failed_ = false;  // a write failed; warned once
   std::unique_ptr<Federation> federation_;
   ChunkPool chunk_pool_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
@@ -82,6 +87,7 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   Session(Server::Impl& server, std::string identity, std::shared_ptr<common::net::Connection> connection);
   ~Session() override;
   const std::string& identity() const { return identity_; }
+  std::string address() const;
   // Starts the connection; a session that has not said Hello within the
   // handshake timeout is closed (heartbeats alone do not hold a seat).
   void start();

@@ -9,5 +9,6 @@ namespace tapestry::tools {
 int runEvalCommand(const std::vector<std::string>& args);
 int runDemoCommand(const std::vector<std::string>& args);
 int runFingerprintCommand(const std::vector<std::string>& args);
+int runStatusCommand(const std::vector<std::string>& args);
 
 }  // namespace tapestry::tools

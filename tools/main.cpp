@@ -25,6 +25,7 @@ int usage(std::ostream& out, int code) {
          "  finetune   a member's own model: the consensus fine-tuned on its shard, against local-only\n"
          "  demo       a local federation end to end: certificates, shards, coordinator, workers\n"
          "  fingerprint  a model's fingerprint and parameter count, to pin in the coordinator config\n"
+         "  status     where a running coordinator's federation stands (from its state_dir)\n"
          "  bench      benchmarks: convergence, aggregate, wire, scale, overhead\n"
          "Run `tapestry <command> --help` for the command's options.\n";
   return code;
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   if (command == "finetune") return tapestry::tools::runFinetuneCommand(args);
   if (command == "demo") return tapestry::tools::runDemoCommand(args);
   if (command == "fingerprint") return tapestry::tools::runFingerprintCommand(args);
+  if (command == "status") return tapestry::tools::runStatusCommand(args);
   if (command == "bench") return bench(args);
   if (command == "--help" || command == "-h" || command == "help") return usage(std::cout, 0);
   std::cerr << "unknown command '" << command << "'\n";

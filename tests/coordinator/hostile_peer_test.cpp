@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -409,6 +411,41 @@ TEST_F(HostilePeerTest, APushCrossingTheFinalConsensusIsSkippedAndTheSessionStay
   EXPECT_TRUE(alice->toldError("the final consensus is on its way")) << "told why, not cut off";
   alice->waitFor([] { return false; }, 300ms);
   EXPECT_FALSE(alice->closed());
+}
+
+// The running server keeps state_dir/status.json current for `tapestry
+// status`, and says when it has stopped.
+TEST_F(HostilePeerTest, TheServerKeepsAStatusFileForOperators) {
+  startServer();
+  auto alice = bootstrap(encode(values(1.0f)));
+  const std::string path = pki_.root() + "/state/status.json";
+  auto readStatus = [&]() -> nlohmann::json {
+    std::ifstream in(path);
+    if (!in) return {};
+    try {
+      return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception&) {
+      return {};
+    }
+  };
+  nlohmann::json status;
+  for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
+    status = readStatus();
+    if (!status.is_null() && status.at("has_consensus").get<bool>()) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_FALSE(status.is_null()) << "no " << path;
+  EXPECT_EQ(status.at("coordinator").at("state"), "running");
+  EXPECT_EQ(status.at("federation_id"), "hostile");
+  ASSERT_EQ(status.at("members").size(), 1u);
+  EXPECT_EQ(status.at("members")[0].at("id"), "alice");
+  EXPECT_EQ(status.at("members")[0].at("push"), "waiting");
+  EXPECT_TRUE(status.at("members")[0].contains("address"));
+
+  server_->stop();
+  thread_.join();
+  server_.reset();
+  EXPECT_EQ(readStatus().at("coordinator").at("state"), "stopped");
 }
 
 }  // namespace

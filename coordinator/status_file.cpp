@@ -1,0 +1,32 @@
+#include "coordinator/status_file.h"
+
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+namespace tapestry::coordinator {
+
+std::string statusPath(const std::string& state_dir) {
+  return (std::filesystem::path(state_dir) / "status.json").string();
+}
+
+std::string writeStatusFile(const std::string& state_dir, nlohmann::json status) {
+  status["updated_at"] =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string path = statusPath(state_dir), staged = path + ".next";
+  {
+    std::ofstream out(staged, std::ios::trunc);
+    out << status.dump(2) << "\n";
+    out.close();
+    if (!out) return "cannot write " + staged;
+  }
+  std::error_code ec;
+  std::filesystem::rename(staged, path, ec);
+  if (ec) {
+    std::filesystem::remove(staged, ec);
+    return "cannot rename " + staged + " to " + path + ": " + ec.message();
+  }
+  return {};
+}
+
+}  // namespace tapestry::coordinator
