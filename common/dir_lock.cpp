@@ -42,6 +42,15 @@ DirLock::DirLock(const std::string& dir, const std::string& who) {
   }
 }
 
+bool DirLock::held(const std::string& dir) {
+  const std::string path = dir + "/LOCK";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases a probe lock that was taken
+  return busy;
+}
+
 DirLock::~DirLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the lock
 }

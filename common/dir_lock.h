@@ -15,6 +15,9 @@ class DirLock {
   DirLock(const std::string& dir, const std::string& who);
   ~DirLock();
   DirLock(const DirLock&) = delete;
+  // Whether a live process holds `dir`'s lock now (a daemon runs on it).
+  // Probes without creating anything; false when there is no LOCK file.
+  static bool held(const std::string& dir);
   DirLock& operator=(const DirLock&) = delete;
 
  private:

@@ -13,9 +13,9 @@
 #include "common/log.h"
 #include "common/net/connection_impl.h"
 #include "common/payload.h"
+#include "common/status_file.h"
 #include "coordinator/federation.h"
 #include "coordinator/session_impl.h"
-#include "coordinator/status_file.h"
 
 namespace tapestry::coordinator {
 
@@ -101,7 +101,7 @@ int Server::Impl::run() {
 
 void Server::Impl::watchStatus() {
   writeStatus("running");
-  status_timer_.expires_after(kStatusInterval);
+  status_timer_.expires_after(common::kStatusInterval);
   status_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) watchStatus();
   });
@@ -117,7 +117,7 @@ void Server::Impl::writeStatus(const std::string& state) {
     auto it = sessions_.find(member["id"].get<std::string>());
     if (it != sessions_.end()) member["address"] = it->second->address();
   }
-  const std::string error = writeStatusFile(config_.state_dir, std::move(status));
+  const std::string error = common::writeStatusFile(config_.state_dir, std::move(status));
   if (!error.empty() && !status_failed_)
     LOG_WARN(error << "; `tapestry status` will not see this coordinator (federation unaffected)");
   status_failed_ = !error.empty();

@@ -7,20 +7,24 @@
 #include <sstream>
 
 #include "common/config.h"
+#include "common/dir_lock.h"
 #include "coordinator/coordinator_config.h"
-#include "coordinator/status_file.h"
+#include "common/status_file.h"
 #include "tools/commands.h"
+#include "worker/worker_config.h"
 
 namespace tapestry::tools {
 
 namespace {
 
 const char* kUsage =
-    "usage: tapestry status (--state-dir DIR | --config COORDINATOR_CONFIG)\n"
-    "  Where a coordinator's federation stands: the open round, its deadline, what each connected member\n"
-    "  is doing in it, the last round and the best consensus, from <state_dir>/status.json, which the\n"
-    "  running coordinator rewrites every 2 s. Exit code 0: running or finished; 1: stopped, failed,\n"
-    "  not updated for a while (killed or stuck), or no status at all.\n";
+    "usage: tapestry status (--state-dir DIR | --config COORDINATOR_OR_WORKER_CONFIG [--workdir DIR])\n"
+    "  A coordinator: where its federation stands (the open round, its deadline, what each connected\n"
+    "  member is doing in it, the last round, the best consensus). A worker: what it is doing now (training,\n"
+    "  waiting for the consensus, reconnecting, finished), its last round's timings and the consensus's\n"
+    "  validation metric on its data. Read from <state_dir>/status.json, which the daemon keeps current.\n"
+    "  --workdir: as given to the daemon, when its config's relative paths resolve against it.\n"
+    "  Exit code 0: running or finished; 1: stopped, refused, killed, stuck, or no status at all.\n";
 
 std::string fixed(double v, int digits) {
   char buffer[64];
@@ -36,7 +40,7 @@ std::string describeMetric(const nlohmann::json& value, const std::string& kind,
 
 }  // namespace
 
-StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s) {
+StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, bool alive) {
   std::ostringstream out;
   const auto& c = s.at("coordinator");
   const std::string state = c.at("state").get<std::string>();
@@ -53,10 +57,13 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s) {
       << c.at("aggregator").get<std::string>() << "), " << state << "; status written " << fixed(age, 1)
       << " s ago\n";
   bool healthy = state == "running" || state == "finished";
-  const double stale_after = 3.0 * static_cast<double>(coordinator::kStatusInterval.count());
-  if (state == "running" && age > stale_after) {
+  const double stale_after = 3.0 * static_cast<double>(common::kStatusInterval.count());
+  if (state == "running" && !alive) {
+    out << "  no process holds its state_dir: the coordinator was killed; its last status is below\n";
+    healthy = false;
+  } else if (state == "running" && age > stale_after) {
     out << "  not updated for " << fixed(age, 0) << " s (it is rewritten every "
-        << coordinator::kStatusInterval.count() << " s): the coordinator was killed or is stuck; check its log\n";
+        << common::kStatusInterval.count() << " s): the coordinator is stuck; check its log\n";
     healthy = false;
   }
   if (state == "failed") out << "  it stopped because a checkpoint could not be written; its log says why\n";
@@ -111,27 +118,78 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s) {
   return {out.str(), healthy};
 }
 
+StatusReport formatWorkerStatus(const nlohmann::json& s, double now_s, bool alive) {
+  std::ostringstream out;
+  const std::string state = s.at("state").get<std::string>();
+  const std::string detail = s.value("detail", "");
+  const double since = now_s - s.at("since").get<double>();
+  out << "worker '" << s.at("worker").get<std::string>() << "' (pid " << s.at("pid").get<int64_t>() << ")";
+  const std::string federation = s.value("federation_id", "");
+  if (!federation.empty()) out << ", federation '" << federation << "'";
+  out << ", coordinator " << s.at("coordinator").get<std::string>() << "\n";
+  const bool finished = state == "finished";
+  const bool healthy = finished || (alive && state != "refused" && state != "gave up" && state != "stopped");
+  if (!alive && !finished) out << "not running; its last status, " << fixed(since, 0) << " s ago:\n";
+  out << "  " << state << (detail.empty() ? "" : ": " + detail);
+  if (alive) out << " (for " << fixed(since, 1) << " s)";
+  out << "\n";
+  const int64_t trained = s.value("trained_round", int64_t{-1});
+  if (trained >= 0 && !s.contains("last_round")) out << "trained on consensus z_" << trained << " last\n";
+  if (s.contains("last_round")) {
+    const auto& r = s.at("last_round");
+    out << "last round " << r.at("round").get<int64_t>() << ": " << r.at("local_steps").get<int64_t>()
+        << " local steps in " << fixed(r.at("train_s").get<double>(), 2) << " s";
+    if (r.value("steps_ahead", int64_t{0}) > 0) out << " (" << r.at("steps_ahead").get<int64_t>() << " while waiting)";
+    out << ", idle " << fixed(r.at("idle_s").get<double>(), 2) << " s waiting for the coordinator";
+    if (r.contains("since_last_push_s") && r.at("since_last_push_s").is_number())
+      out << ", " << fixed(r.at("since_last_push_s").get<double>(), 2) << " s since the push before";
+    if (r.value("restarted_from_consensus", false)) out << "; training diverged and restarted from the consensus";
+    out << "\n";
+  }
+  if (s.contains("consensus_metric")) {
+    const auto& m = s.at("consensus_metric");
+    const std::string name = s.value("metric_name", "accuracy");
+    const double v = m.at("value").get<double>();
+    out << "validation " << name << " of z_" << m.at("round").get<int64_t>() << " on this member's data: "
+        << (name == "accuracy" ? fixed(100 * v, 2) + "%" : fixed(v, 3)) << "\n";
+  }
+  if (s.contains("final")) out << "final consensus: " << s.at("final").get<std::string>() << "\n";
+  return {out.str(), healthy};
+}
+
 int runStatusCommand(const std::vector<std::string>& args) {
   if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
     std::cout << kUsage;
     return 0;
   }
-  if (args.size() != 2 || (args[0] != "--state-dir" && args[0] != "--config")) {
+  std::string state_dir, config, workdir;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--state-dir") state_dir = args[i + 1];
+    else if (args[i] == "--config") config = args[i + 1];
+    else if (args[i] == "--workdir") workdir = args[i + 1];
+    else state_dir = config = "";  // unknown: usage below
+  }
+  if (args.size() % 2 != 0 || state_dir.empty() == config.empty() || (!workdir.empty() && config.empty())) {
     std::cerr << kUsage;
     return 2;
   }
   try {
-    const std::string state_dir =
-        args[0] == "--config" ? coordinator::loadCoordinatorConfig(args[1]).state_dir : args[1];
-    const std::string path = coordinator::statusPath(state_dir);
+    if (!config.empty()) {
+      // A worker's config names its coordinator; a coordinator's does not.
+      state_dir = common::loadJsonFile(config).contains("coordinator")
+                      ? worker::loadWorkerConfig(config, workdir).state_dir
+                      : coordinator::loadCoordinatorConfig(config, workdir).state_dir;
+    }
+    const std::string path = common::statusPath(state_dir);
     if (!std::filesystem::exists(path)) {
-      std::cerr << "tapestry status: no " << path << ": no coordinator has run on this state_dir "
-                << "(or it is a version that does not write one); is the path the config's state_dir?\n";
+      std::cerr << "tapestry status: no " << path << ": no coordinator or worker has run on this state_dir "
+                << "(or a version that does not write one); is the path the config's state_dir?\n";
       return 1;
     }
     const nlohmann::json status = common::loadJsonFile(path);
-    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    StatusReport report = formatCoordinatorStatus(status, now);
+    const bool alive = common::DirLock::held(state_dir);
+    StatusReport report = status.contains("worker") ? formatWorkerStatus(status, common::epochSeconds(), alive)
+                                                    : formatCoordinatorStatus(status, common::epochSeconds(), alive);
     std::cout << report.text;
     return report.healthy ? 0 : 1;
   } catch (const std::exception& e) {

@@ -1,7 +1,7 @@
 #pragma once
-// `tapestry status`: a running coordinator's state_dir/status.json, for an
-// operator at a terminal or a monitoring script (exit code 0: running or
-// finished; 1: stopped, failed, stale or missing).
+// `tapestry status`: a coordinator's or a worker's state_dir/status.json,
+// for an operator at a terminal or a monitoring script (exit code 0: running
+// or finished; 1: stopped, failed, killed, stuck or no status at all).
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -14,7 +14,9 @@ struct StatusReport {
 };
 
 // `status` as written by the coordinator; now_s in seconds since the Unix
-// epoch (to tell how old it is).
-StatusReport formatCoordinatorStatus(const nlohmann::json& status, double now_s);
+// epoch (to tell how old it is); alive: a process holds the state_dir's lock.
+StatusReport formatCoordinatorStatus(const nlohmann::json& status, double now_s, bool alive);
+// The same for a worker's.
+StatusReport formatWorkerStatus(const nlohmann::json& status, double now_s, bool alive);
 
 }  // namespace tapestry::tools

@@ -1,5 +1,7 @@
 #include "worker/worker_daemon.h"
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -18,6 +20,7 @@
 #include "common/frame.h"
 #include "common/line_log.h"
 #include "common/log.h"
+#include "common/status_file.h"
 #include "worker/consensus_rule.h"
 #include "worker/ml/dataset.h"
 #include "worker/sync_client.h"
@@ -84,6 +87,7 @@ class WorkerDaemon::Impl {
     auto backoff = config_.backoff_initial;
     auto failing_since = std::chrono::steady_clock::now();
     for (;;) {
+      writeStatus("connecting");
       proto::HelloFromWorker hello;
       hello.set_protocol_version(common::kProtocolVersion);
       hello.set_model_fingerprint(fingerprint_);
@@ -97,14 +101,17 @@ class WorkerDaemon::Impl {
       if (auto ec = client.connect(hello, &welcome, &message, &permanent)) {
         if (permanent) {
           LOG_ERROR("refused by the coordinator: " << message);
+          writeStatus("refused", message);
           return kExitRefused;
         }
         if (finishedBefore(message)) return kExitFinished;
         if (config_.give_up_after.count() > 0 && std::chrono::steady_clock::now() - failing_since > config_.give_up_after) {
           LOG_ERROR("giving up after " << config_.give_up_after.count() / 1000.0 << " s: " << message);
+          writeStatus("gave up", message);
           return kExitError;
         }
         LOG_WARN(message << "; retrying in " << backoff.count() / 1000.0 << " s");
+        writeStatus("retrying", message + "; next attempt in " + std::to_string(backoff.count() / 1000.0) + " s");
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, config_.backoff_max);
         continue;
@@ -135,6 +142,7 @@ class WorkerDaemon::Impl {
         case ClientEvent::Kind::kClosed:
           if (finished_) return kExitFinished;
           LOG_WARN("connection to the coordinator lost (" << e.detail << "); reconnecting");
+          writeStatus("reconnecting", "connection lost: " + e.detail);
           dropStepsAhead();
           return -1;
         case ClientEvent::Kind::kConsensus:
@@ -152,6 +160,7 @@ class WorkerDaemon::Impl {
   bool prepare(const proto::WelcomeToWorker& welcome) {
     if (auto problem = welcomeProblem(welcome); !problem.empty()) {
       LOG_ERROR("the coordinator's Welcome " << problem << "; this member stops with its state intact");
+      writeStatus("stopped", "the coordinator's Welcome " + problem);
       return false;
     }
     if (!trainer_) {
@@ -227,6 +236,8 @@ class WorkerDaemon::Impl {
       return;
     }
     auto start = std::chrono::steady_clock::now();
+    writeStatus("training", "round " + std::to_string(round + 1) + ": " + std::to_string(welcome.local_steps()) +
+                                " local steps on consensus z_" + std::to_string(round));
     const float* z = e.consensus->data();
     double metric = shard_.val.size() ? trainer_->evaluateParameters(z, shard_.val) : std::nan("");
     // The residual of the last push is now owed to this round's delta.
@@ -271,6 +282,8 @@ class WorkerDaemon::Impl {
     const double train_s = secondsSince(start);
     send(client, round, metric, state_.metric_samples, std::move(out));
     recordRound(round, local_steps, ahead, train_s, state_.restarted);
+    writeStatus("waiting", "pushed round " + std::to_string(round + 1) + "; waiting for consensus z_" +
+                               std::to_string(round + 1) + (overlap_ ? ", training on meanwhile" : ""));
     // Training on from here (overlap) pulls towards the anchor of this round;
     // after a restart the dual it was computed with is gone, so towards z.
     if (state_.restarted && !local.target.empty()) local.target.assign(z, z + parameter_count_);
@@ -369,6 +382,30 @@ class WorkerDaemon::Impl {
     if (restarted) line["restarted_from_consensus"] = true;
     idle_s_ = 0;
     common::appendLine(roundLogPath(), line.dump());
+    last_round_ = std::move(line);
+  }
+
+  // state_dir/status.json at each change of what this member is doing, for
+  // `tapestry status` (common/status_file.h). Never fatal.
+  void writeStatus(const std::string& what, const std::string& detail = {}) {
+    nlohmann::json s = {{"worker", config_.name},
+                        {"state", what},
+                        {"detail", detail},
+                        {"since", common::epochSeconds()},
+                        {"pid", static_cast<int64_t>(::getpid())},
+                        {"coordinator", config_.client.host + ":" +
+                                            (config_.client.port_file.empty() ? std::to_string(config_.client.port)
+                                                                              : "(port in " + config_.client.port_file + ")")},
+                        {"federation_id", state_.federation_id.empty() && saved_ ? saved_->federation_id : state_.federation_id},
+                        {"trained_round", trainer_ || !saved_ ? state_.trained_round : saved_->trained_round},
+                        {"metric_name", metricName(config_.model)}};
+    if (!last_round_.is_null()) s["last_round"] = last_round_;
+    if (trainer_ && std::isfinite(state_.metric) && state_.trained_round >= 0)
+      s["consensus_metric"] = {{"round", state_.trained_round}, {"value", state_.metric}};
+    if (finished_ || saved_final_round_ >= 0) s["final"] = finalPath();
+    const std::string error = common::writeStatusFile(config_.state_dir, std::move(s));
+    if (!error.empty() && !status_failed_) LOG_WARN(error << "; `tapestry status` will not see this worker");
+    status_failed_ = !error.empty();
   }
 
   std::string roundLogPath() const { return config_.state_dir + "/rounds.jsonl"; }
@@ -436,8 +473,9 @@ class WorkerDaemon::Impl {
   // The coordinator cannot be reached and the federation finished with its
   // final consensus saved here: nothing is left to wait for. A coordinator
   // that is there (a federation extended by more rounds) is joined as usual.
-  bool finishedBefore(const std::string& why) const {
+  bool finishedBefore(const std::string& why) {
     if (saved_final_round_ < 0) return false;
+    writeStatus("finished", "the coordinator cannot be reached and this member holds its federation's final consensus");
     LOG_INFO("the coordinator cannot be reached (" << why << "), and federation '" << saved_->federation_id
                                                   << "' finished at round " << saved_final_round_
                                                   << " with its final consensus in " << finalPath()
@@ -463,6 +501,7 @@ class WorkerDaemon::Impl {
     double metric = shard_.val.size() ? trainer_->evaluateParameters(e.consensus->data(), shard_.val) : std::nan("");
     LOG_INFO("federation finished at round " << e.round << "; final consensus saved to " << path << " (val "
                                              << describeMetric(metric) << ")");
+    writeStatus("finished", "final consensus z_" + std::to_string(e.round) + " saved, val " + describeMetric(metric));
   }
 
   WorkerConfig config_;
@@ -479,6 +518,8 @@ class WorkerDaemon::Impl {
   proto::Algorithm algorithm_ = proto::ALGORITHM_FEDPROX;
   bool finished_ = false;
   bool overlap_ = false;
+  nlohmann::json last_round_;    // the last line of rounds.jsonl this process wrote
+  bool status_failed_ = false;   // a status.json write failed; warned once
   std::vector<float> target_;  // the penalty anchor of the last round, for steps taken ahead
   double target_rho_ = 0;
   int64_t ahead_steps_ = 0;  // taken since the last push, towards the next round

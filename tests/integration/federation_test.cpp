@@ -52,6 +52,22 @@ void killAfterTwoRounds(const FederationHarness& h, tools::ChildProcess& worker)
   ASSERT_TRUE(worker.wait(seconds(10)).has_value());
 }
 
+nlohmann::json statusOf(const std::string& state_dir) {
+  std::ifstream in(state_dir + "/status.json");
+  if (!in) throw std::runtime_error("no status.json in " + state_dir);
+  return nlohmann::json::parse(in);
+}
+
+// `tapestry status <how> <what>` (and the harness's workdir for a config);
+// its exit code.
+int statusCommand(const FederationHarness& h, const std::string& how, const std::string& what) {
+  std::vector<std::string> argv = {binary("tapestry"), "status", how, what};
+  if (how == "--config") argv.insert(argv.end(), {"--workdir", h.dir()});
+  auto p = tools::ChildProcess::spawn(argv, h.path("logs/status.log"));
+  auto rc = p.wait(seconds(30));
+  return rc ? *rc : -1;
+}
+
 std::vector<nlohmann::json> jsonLines(const std::string& file) {
   std::vector<nlohmann::json> out;
   std::ifstream in(file);
@@ -91,6 +107,17 @@ TEST(Federation, ConsensusAfterRoundOneIsTheSampleWeightedMean) {
   auto rounds = h.rounds();
   ASSERT_EQ(rounds.size(), 1u);
   EXPECT_EQ(rounds[0].at("contributors").get<size_t>(), o.workers);
+
+  // `tapestry status`: every daemon left a status that says it finished, and
+  // the command calls a finished federation healthy (exit code 0).
+  EXPECT_EQ(statusOf(h.path("state/coordinator")).at("coordinator").at("state"), "finished");
+  for (size_t k = 0; k < o.workers; ++k) {
+    const nlohmann::json status = statusOf(h.path("state/" + h.workerName(k)));
+    EXPECT_EQ(status.at("state"), "finished") << status.dump();
+    EXPECT_EQ(status.at("final"), h.path("state/" + h.workerName(k) + "/consensus.ckpt"));
+    EXPECT_EQ(statusCommand(h, "--state-dir", h.path("state/" + h.workerName(k))), 0);
+  }
+  EXPECT_EQ(statusCommand(h, "--config", h.path("coordinator.json")), 0);
 }
 
 // aggregation.rule median end to end: z_1 is the element-wise median of the
@@ -132,6 +159,8 @@ TEST(Federation, WorkerWithForeignCertificateIsRefusedWhileOthersProceed) {
   for (size_t k = 0; k < o.workers; ++k) workers.push_back(h.startWorker(k));
   expectExit(intruder, 3, h, "intruder");
   EXPECT_NE(h.log("intruder").find("certificate"), std::string::npos) << h.log("intruder");
+  EXPECT_EQ(statusOf(h.path("state/intruder")).at("state"), "refused");
+  EXPECT_EQ(statusCommand(h, "--state-dir", h.path("state/intruder")), 1) << "a refused member is no healthy one";
   for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
   expectExit(coordinator, 0, h, "coordinator");
   EXPECT_NE(h.log("coordinator").find("TLS handshake from 127.0.0.1 refused"), std::string::npos) << h.log("coordinator");

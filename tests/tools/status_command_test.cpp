@@ -29,7 +29,7 @@ nlohmann::json runningStatus() {
 TEST(StatusCommand, ARunningCoordinatorIsReportedRoundByMember) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 1.0;
-  const StatusReport report = formatCoordinatorStatus(s, kNow);
+  const StatusReport report = formatCoordinatorStatus(s, kNow, true);
   EXPECT_TRUE(report.healthy);
   for (const char* text :
        {"federation 'hospitals': fedprox, server nesterov", "(44426 parameters)", "pid 4242 on 0.0.0.0:7300",
@@ -40,25 +40,33 @@ TEST(StatusCommand, ARunningCoordinatorIsReportedRoundByMember) {
     EXPECT_NE(report.text.find(text), std::string::npos) << "missing \"" << text << "\" in\n" << report.text;
 }
 
-TEST(StatusCommand, AStatusNotRewrittenForAWhileMeansTheCoordinatorIsGone) {
+TEST(StatusCommand, AStatusNotRewrittenForAWhileMeansTheCoordinatorIsStuck) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 60.0;
-  const StatusReport report = formatCoordinatorStatus(s, kNow);
+  const StatusReport report = formatCoordinatorStatus(s, kNow, true);
   EXPECT_FALSE(report.healthy);
-  EXPECT_NE(report.text.find("killed or is stuck"), std::string::npos) << report.text;
+  EXPECT_NE(report.text.find("is stuck"), std::string::npos) << report.text;
+}
+
+TEST(StatusCommand, ARunningStatusWithNoProcessBehindItMeansKilled) {
+  nlohmann::json s = runningStatus();
+  s["updated_at"] = kNow - 1.0;
+  const StatusReport report = formatCoordinatorStatus(s, kNow, /*alive=*/false);
+  EXPECT_FALSE(report.healthy);
+  EXPECT_NE(report.text.find("the coordinator was killed"), std::string::npos) << report.text;
 }
 
 TEST(StatusCommand, StoppedAndFinishedAreTold) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 600.0;
   s["coordinator"]["state"] = "stopped";
-  EXPECT_FALSE(formatCoordinatorStatus(s, kNow).healthy) << "stopped before the last round";
+  EXPECT_FALSE(formatCoordinatorStatus(s, kNow, true).healthy) << "stopped before the last round";
 
   s["coordinator"]["state"] = "finished";
   s["finished"] = true;
   s["consensus_round"] = 40;
   s["members"] = nlohmann::json::array();
-  const StatusReport finished = formatCoordinatorStatus(s, kNow);
+  const StatusReport finished = formatCoordinatorStatus(s, kNow, true);
   EXPECT_TRUE(finished.healthy) << "an old status of a finished federation is no alarm";
   EXPECT_NE(finished.text.find("finished after 40 rounds"), std::string::npos) << finished.text;
 }
@@ -68,7 +76,7 @@ TEST(StatusCommand, BeforeZ0ItSaysWhoIsAskedForIt) {
   s["updated_at"] = kNow;
   s["has_consensus"] = false;
   s["initial_provider"] = "worker-2";
-  EXPECT_NE(formatCoordinatorStatus(s, kNow).text.find("waiting for the initial consensus z_0 from worker-2"),
+  EXPECT_NE(formatCoordinatorStatus(s, kNow, true).text.find("waiting for the initial consensus z_0 from worker-2"),
             std::string::npos);
 }
 
@@ -77,7 +85,44 @@ TEST(StatusCommand, ALanguageModelsMetricIsBitsPerByte) {
   s["updated_at"] = kNow;
   s["model"] = R"({"name":"transformer"})";
   s["best"] = {{"round", 9}, {"metric", 3.91}, {"metric_kind", "bits per byte"}};
-  EXPECT_NE(formatCoordinatorStatus(s, kNow).text.find("val 3.910 bits per byte of z_9"), std::string::npos);
+  EXPECT_NE(formatCoordinatorStatus(s, kNow, true).text.find("val 3.910 bits per byte of z_9"), std::string::npos);
+}
+
+nlohmann::json workerStatus() {
+  return nlohmann::json::parse(R"({
+    "worker": "hospital-a", "state": "training", "detail": "round 12: 100 local steps on consensus z_11",
+    "since": 1799999998.5, "pid": 777, "coordinator": "federation.example.org:7300", "federation_id": "hospitals",
+    "trained_round": 10, "metric_name": "accuracy",
+    "last_round": {"round": 11, "local_steps": 100, "steps_ahead": 20, "train_s": 1.3, "idle_s": 0.2,
+                   "since_last_push_s": 1.55},
+    "consensus_metric": {"round": 10, "value": 0.843}})");
+}
+
+TEST(StatusCommand, AWorkerSaysWhatItIsDoingAndWhatTheLastRoundCost) {
+  const StatusReport report = formatWorkerStatus(workerStatus(), kNow, true);
+  EXPECT_TRUE(report.healthy);
+  for (const char* text : {"worker 'hospital-a' (pid 777), federation 'hospitals', coordinator federation.example.org:7300",
+                           "training: round 12: 100 local steps on consensus z_11 (for 1.5 s)",
+                           "last round 11: 100 local steps in 1.30 s (20 while waiting), idle 0.20 s",
+                           "1.55 s since the push before", "validation accuracy of z_10 on this member's data: 84.30%"})
+    EXPECT_NE(report.text.find(text), std::string::npos) << "missing \"" << text << "\" in\n" << report.text;
+}
+
+TEST(StatusCommand, AWorkerThatIsGoneOrRefusedIsUnhealthyUnlessItFinished) {
+  const StatusReport gone = formatWorkerStatus(workerStatus(), kNow, false);
+  EXPECT_FALSE(gone.healthy);
+  EXPECT_NE(gone.text.find("not running; its last status"), std::string::npos) << gone.text;
+
+  nlohmann::json s = workerStatus();
+  s["state"] = "refused";
+  s["detail"] = "certificate revoked";
+  EXPECT_FALSE(formatWorkerStatus(s, kNow, true).healthy);
+
+  s["state"] = "finished";
+  s["final"] = "/var/lib/tapestry/worker/consensus.ckpt";
+  const StatusReport done = formatWorkerStatus(s, kNow, false);
+  EXPECT_TRUE(done.healthy);
+  EXPECT_NE(done.text.find("final consensus: /var/lib/tapestry/worker/consensus.ckpt"), std::string::npos) << done.text;
 }
 
 }  // namespace

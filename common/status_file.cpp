@@ -1,18 +1,21 @@
-#include "coordinator/status_file.h"
+#include "common/status_file.h"
 
 #include <filesystem>
 #include <fstream>
 #include <system_error>
 
-namespace tapestry::coordinator {
+namespace tapestry::common {
+
+double epochSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 std::string statusPath(const std::string& state_dir) {
   return (std::filesystem::path(state_dir) / "status.json").string();
 }
 
 std::string writeStatusFile(const std::string& state_dir, nlohmann::json status) {
-  status["updated_at"] =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  status["updated_at"] = epochSeconds();
   const std::string path = statusPath(state_dir), staged = path + ".next";
   {
     std::ofstream out(staged, std::ios::trunc);
@@ -29,4 +32,4 @@ std::string writeStatusFile(const std::string& state_dir, nlohmann::json status)
   return {};
 }
 
-}  // namespace tapestry::coordinator
+}  // namespace tapestry::common
