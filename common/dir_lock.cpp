@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace tapestry::common {
 
@@ -21,8 +24,17 @@ DirLock::DirLock(const std::string& dir, const std::string& who) {
   if (fd_ < 0)
     throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno) +
                              "; the state_dir must be writable by this user");
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
+  // A `tapestry status` probe holds a shared lock for microseconds: a few
+  // tries over 200 ms tell it from a daemon that holds the directory.
+  int err = 0;
+  for (int tries = 1;; ++tries) {
+    if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) break;
+    err = errno;
+    if (err != EWOULDBLOCK || tries == 10) break;
+    err = 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (err != 0) {
     char holder[32] = {};
     const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
     std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
@@ -42,13 +54,20 @@ DirLock::DirLock(const std::string& dir, const std::string& who) {
   }
 }
 
-bool DirLock::held(const std::string& dir) {
+DirLock::Probe DirLock::probe(const std::string& dir) {
   const std::string path = dir + "/LOCK";
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  if (fd < 0) return errno == ENOENT ? Probe::kFree : Probe::kUnknown;
+  Probe result = Probe::kFree;
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) result = errno == EWOULDBLOCK ? Probe::kHeld : Probe::kUnknown;
   ::close(fd);  // releases a probe lock that was taken
-  return busy;
+  return result;
+}
+
+long DirLock::holderPid(const std::string& dir) {
+  std::ifstream in(dir + "/LOCK");
+  long pid = 0;
+  return in >> pid ? pid : 0;
 }
 
 DirLock::~DirLock() {

@@ -16,8 +16,14 @@ class DirLock {
   ~DirLock();
   DirLock(const DirLock&) = delete;
   // Whether a live process holds `dir`'s lock now (a daemon runs on it).
-  // Probes without creating anything; false when there is no LOCK file.
-  static bool held(const std::string& dir);
+  // Probes without creating anything: kFree when there is no LOCK file,
+  // kUnknown when it cannot be probed (another user's, or a file system
+  // without locks).
+  enum class Probe { kHeld, kFree, kUnknown };
+  static Probe probe(const std::string& dir);
+  // The pid the holder wrote into LOCK (0: none), for telling its process
+  // from the one that wrote a status.
+  static long holderPid(const std::string& dir);
   DirLock& operator=(const DirLock&) = delete;
 
  private:

@@ -108,6 +108,15 @@ void Server::Impl::watchStatus() {
 }
 
 void Server::Impl::writeStatus(const std::string& state) {
+  try {
+    writeStatusOrThrow(state);
+  } catch (const std::exception& e) {
+    if (!status_failed_) LOG_WARN("cannot write the status (" << e.what() << "); the federation is unaffected");
+    status_failed_ = true;
+  }
+}
+
+void Server::Impl::writeStatusOrThrow(const std::string& state) {
   nlohmann::json status = federation_->status(Clock::now());
   status["coordinator"] = {{"state", state},
                            {"pid", static_cast<int64_t>(::getpid())},

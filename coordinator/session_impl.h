@@ -55,7 +55,8 @@ class Server::Impl {
   void persisted(const std::string& error, double seconds);
   // state_dir/status.json now, then every kStatusInterval while running.
   void watchStatus();
-  void writeStatus(const std::string& state);
+  void writeStatus(const std::string& state);  // never throws; warns once
+  void writeStatusOrThrow(const std::string& state);
 
   CoordinatorConfig config_;
   std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "common/config.h"
@@ -21,7 +23,7 @@ const char* kUsage =
     "usage: tapestry status (--state-dir DIR | --config COORDINATOR_OR_WORKER_CONFIG [--workdir DIR])\n"
     "  A coordinator: where its federation stands (the open round, its deadline, what each connected\n"
     "  member is doing in it, the last round, the best consensus). A worker: what it is doing now (training,\n"
-    "  waiting for the consensus, reconnecting, finished), its last round's timings and the consensus's\n"
+    "  waiting for the consensus, connecting or retrying and why, finished), its last round's timings and the consensus's\n"
     "  validation metric on its data. Read from <state_dir>/status.json, which the daemon keeps current.\n"
     "  --workdir: as given to the daemon, when its config's relative paths resolve against it.\n"
     "  Exit code 0: running or finished; 1: stopped, refused, killed, stuck, or no status at all.\n";
@@ -40,7 +42,18 @@ std::string describeMetric(const nlohmann::json& value, const std::string& kind,
 
 }  // namespace
 
-StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, bool alive) {
+std::string describeLiveness(Liveness liveness, const std::string& who) {
+  switch (liveness) {
+    case Liveness::kStarting:
+      return "  another " + who + " process holds the state_dir and has not written its status yet (starting); "
+             "below is the previous one's\n";
+    case Liveness::kUnknown:
+      return "  cannot tell whether it runs: the state_dir's LOCK cannot be probed (run this as the daemon's user)\n";
+    default: return {};
+  }
+}
+
+StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, Liveness liveness) {
   std::ostringstream out;
   const auto& c = s.at("coordinator");
   const std::string state = c.at("state").get<std::string>();
@@ -56,12 +69,12 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, bool
   out << "\ncoordinator pid " << c.at("pid").get<int64_t>() << " on " << c.at("listen").get<std::string>() << " ("
       << c.at("aggregator").get<std::string>() << "), " << state << "; status written " << fixed(age, 1)
       << " s ago\n";
-  bool healthy = state == "running" || state == "finished";
-  const double stale_after = 3.0 * static_cast<double>(common::kStatusInterval.count());
-  if (state == "running" && !alive) {
+  bool healthy = state == "running" || state == "finished" || liveness == Liveness::kStarting;
+  out << describeLiveness(liveness, "coordinator");
+  if (state == "running" && liveness == Liveness::kGone) {
     out << "  no process holds its state_dir: the coordinator was killed; its last status is below\n";
     healthy = false;
-  } else if (state == "running" && age > stale_after) {
+  } else if (state == "running" && liveness != Liveness::kStarting && age > kStuckAfterSeconds) {
     out << "  not updated for " << fixed(age, 0) << " s (it is rewritten every "
         << common::kStatusInterval.count() << " s): the coordinator is stuck; check its log\n";
     healthy = false;
@@ -83,9 +96,13 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, bool
       const double left = s.at("deadline_in_s").get<double>();
       out << (left >= 0 ? ", deadline in " + fixed(left, 1) + " s" : ", deadline passed " + fixed(-left, 1) + " s ago");
     }
-    out << "; " << s.at("contributors").get<uint64_t>() << " of " << members.size()
-        << " connected members pushed (closes with all and at least " << s.at("min_workers").get<uint64_t>()
-        << ", or " << s.at("quorum").get<uint64_t>() << " after the deadline)";
+    size_t pushed = 0;
+    for (const auto& m : members) pushed += m.value("push", "") != "waiting";
+    const uint64_t contributors = s.at("contributors").get<uint64_t>();
+    out << "; " << pushed << " of " << members.size() << " connected members pushed";
+    if (contributors != pushed) out << " (" << contributors << " contributions, some from members since gone)";
+    out << "; it closes with all and at least " << s.at("min_workers").get<uint64_t>() << ", or "
+        << s.at("quorum").get<uint64_t>() << " after the deadline";
     if (s.at("max_staleness").get<uint64_t>() > 0)
       out << "; pushes up to " << s.at("max_staleness").get<uint64_t>() << " rounds late count";
     out << "\n";
@@ -118,7 +135,7 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, bool
   return {out.str(), healthy};
 }
 
-StatusReport formatWorkerStatus(const nlohmann::json& s, double now_s, bool alive) {
+StatusReport formatWorkerStatus(const nlohmann::json& s, double now_s, Liveness liveness) {
   std::ostringstream out;
   const std::string state = s.at("state").get<std::string>();
   const std::string detail = s.value("detail", "");
@@ -128,8 +145,11 @@ StatusReport formatWorkerStatus(const nlohmann::json& s, double now_s, bool aliv
   if (!federation.empty()) out << ", federation '" << federation << "'";
   out << ", coordinator " << s.at("coordinator").get<std::string>() << "\n";
   const bool finished = state == "finished";
-  const bool healthy = finished || (alive && state != "refused" && state != "gave up" && state != "stopped");
-  if (!alive && !finished) out << "not running; its last status, " << fixed(since, 0) << " s ago:\n";
+  const bool alive = liveness == Liveness::kAlive;
+  const bool ended = state == "refused" || state == "gave up" || state == "stopped";
+  const bool healthy = finished || liveness == Liveness::kStarting || (liveness != Liveness::kGone && !ended);
+  out << describeLiveness(liveness, "worker");
+  if (liveness == Liveness::kGone && !finished) out << "not running; its last status, " << fixed(since, 0) << " s ago:\n";
   out << "  " << state << (detail.empty() ? "" : ": " + detail);
   if (alive) out << " (for " << fixed(since, 1) << " s)";
   out << "\n";
@@ -162,17 +182,20 @@ int runStatusCommand(const std::vector<std::string>& args) {
     std::cout << kUsage;
     return 0;
   }
-  std::string state_dir, config, workdir;
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--state-dir") state_dir = args[i + 1];
-    else if (args[i] == "--config") config = args[i + 1];
-    else if (args[i] == "--workdir") workdir = args[i + 1];
-    else state_dir = config = "";  // unknown: usage below
+  std::map<std::string, std::string> flags;
+  bool usable = args.size() % 2 == 0;
+  for (size_t i = 0; usable && i + 1 < args.size(); i += 2) {
+    const bool known = args[i] == "--state-dir" || args[i] == "--config" || args[i] == "--workdir";
+    usable = known && !args[i + 1].empty() && flags.emplace(args[i], args[i + 1]).second;
   }
-  if (args.size() % 2 != 0 || state_dir.empty() == config.empty() || (!workdir.empty() && config.empty())) {
+  const std::string state_dir_flag = flags.count("--state-dir") ? flags["--state-dir"] : "";
+  const std::string config = flags.count("--config") ? flags["--config"] : "";
+  const std::string workdir = flags.count("--workdir") ? flags["--workdir"] : "";
+  if (!usable || state_dir_flag.empty() == config.empty() || (!workdir.empty() && config.empty())) {
     std::cerr << kUsage;
     return 2;
   }
+  std::string state_dir = state_dir_flag;
   try {
     if (!config.empty()) {
       // A worker's config names its coordinator; a coordinator's does not.
@@ -186,12 +209,38 @@ int runStatusCommand(const std::vector<std::string>& args) {
                 << "(or a version that does not write one); is the path the config's state_dir?\n";
       return 1;
     }
-    const nlohmann::json status = common::loadJsonFile(path);
-    const bool alive = common::DirLock::held(state_dir);
-    StatusReport report = status.contains("worker") ? formatWorkerStatus(status, common::epochSeconds(), alive)
-                                                    : formatCoordinatorStatus(status, common::epochSeconds(), alive);
-    std::cout << report.text;
-    return report.healthy ? 0 : 1;
+    nlohmann::json status;
+    try {
+      std::ifstream in(path);
+      status = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      std::cerr << "tapestry status: " << path << " is not JSON (" << e.what() << "); the daemon rewrites it, so try "
+                << "again in a moment\n";
+      return 1;
+    }
+    Liveness liveness = Liveness::kUnknown;
+    switch (common::DirLock::probe(state_dir)) {
+      case common::DirLock::Probe::kFree: liveness = Liveness::kGone; break;
+      case common::DirLock::Probe::kUnknown: liveness = Liveness::kUnknown; break;
+      case common::DirLock::Probe::kHeld: {
+        const long holder = common::DirLock::holderPid(state_dir);
+        const auto& writer = status.contains("worker") ? status : status.value("coordinator", nlohmann::json::object());
+        const bool same = holder == 0 || holder == writer.value("pid", 0L);
+        liveness = same ? Liveness::kAlive : Liveness::kStarting;
+        break;
+      }
+    }
+    try {
+      StatusReport report = status.contains("worker")
+                                ? formatWorkerStatus(status, common::epochSeconds(), liveness)
+                                : formatCoordinatorStatus(status, common::epochSeconds(), liveness);
+      std::cout << report.text;
+      return report.healthy ? 0 : 1;
+    } catch (const nlohmann::json::exception& e) {
+      std::cerr << "tapestry status: " << path << " is not a status this version reads (" << e.what()
+                << "); was it written by another version of tapestry?\n";
+      return 1;
+    }
   } catch (const std::exception& e) {
     std::cerr << "tapestry status: " << e.what() << "\n";
     return 1;

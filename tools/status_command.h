@@ -13,10 +13,25 @@ struct StatusReport {
   bool healthy = false;
 };
 
+// Whether the process that wrote a status still runs, from the state_dir's
+// lock (common::DirLock::probe) and the pid in it.
+enum class Liveness {
+  kAlive,      // it holds the lock
+  kGone,       // nobody holds it
+  kStarting,   // another process holds it and has not written its status yet
+  kUnknown,    // the lock cannot be probed (another user's, no file locks)
+};
+
 // `status` as written by the coordinator; now_s in seconds since the Unix
-// epoch (to tell how old it is); alive: a process holds the state_dir's lock.
-StatusReport formatCoordinatorStatus(const nlohmann::json& status, double now_s, bool alive);
+// epoch (to tell how old it is). Throws nlohmann::json::exception on a
+// status of another format.
+StatusReport formatCoordinatorStatus(const nlohmann::json& status, double now_s, Liveness liveness);
 // The same for a worker's.
-StatusReport formatWorkerStatus(const nlohmann::json& status, double now_s, bool alive);
+StatusReport formatWorkerStatus(const nlohmann::json& status, double now_s, Liveness liveness);
+
+// A coordinator that has not rewritten its status for this long is stuck
+// (it rewrites it every common::kStatusInterval; a long round close or a
+// slow disk can hold it up for a while).
+constexpr double kStuckAfterSeconds = 60;
 
 }  // namespace tapestry::tools

@@ -87,7 +87,7 @@ class WorkerDaemon::Impl {
     auto backoff = config_.backoff_initial;
     auto failing_since = std::chrono::steady_clock::now();
     for (;;) {
-      writeStatus("connecting");
+      writeStatus("connecting", reconnect_reason_);
       proto::HelloFromWorker hello;
       hello.set_protocol_version(common::kProtocolVersion);
       hello.set_model_fingerprint(fingerprint_);
@@ -111,12 +111,14 @@ class WorkerDaemon::Impl {
           return kExitError;
         }
         LOG_WARN(message << "; retrying in " << backoff.count() / 1000.0 << " s");
+        reconnect_reason_ = "the last attempt failed: " + message;
         writeStatus("retrying", message + "; next attempt in " + std::to_string(backoff.count() / 1000.0) + " s");
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, config_.backoff_max);
         continue;
       }
       backoff = config_.backoff_initial;
+      reconnect_reason_.clear();
       if (int code = session(client, welcome); code >= 0) return code;
       failing_since = std::chrono::steady_clock::now();
     }
@@ -142,7 +144,7 @@ class WorkerDaemon::Impl {
         case ClientEvent::Kind::kClosed:
           if (finished_) return kExitFinished;
           LOG_WARN("connection to the coordinator lost (" << e.detail << "); reconnecting");
-          writeStatus("reconnecting", "connection lost: " + e.detail);
+          reconnect_reason_ = "the connection was lost: " + e.detail;
           dropStepsAhead();
           return -1;
         case ClientEvent::Kind::kConsensus:
@@ -177,6 +179,8 @@ class WorkerDaemon::Impl {
       LOG_ERROR("state in " << config_.state_dir << " belongs to federation '" << state_.federation_id
                             << "' but the coordinator runs '" << welcome.federation_id()
                             << "'; use a fresh state_dir for a new federation");
+      writeStatus("stopped", "the coordinator runs federation '" + welcome.federation_id() +
+                                 "', not this state_dir's; use a fresh state_dir for a new federation");
       return false;
     }
     state_.federation_id = welcome.federation_id();
@@ -191,6 +195,8 @@ class WorkerDaemon::Impl {
       LOG_ERROR("transfer.block_elements " << config_.transfer.block_elements
                                            << " does not divide the federation's chunk of " << chunk_elements_
                                            << " elements; pick a divisor such as 256");
+      writeStatus("stopped", "transfer.block_elements does not divide the federation's chunk of " +
+                                 std::to_string(chunk_elements_) + " elements");
       return false;
     }
     return true;
@@ -388,6 +394,15 @@ class WorkerDaemon::Impl {
   // state_dir/status.json at each change of what this member is doing, for
   // `tapestry status` (common/status_file.h). Never fatal.
   void writeStatus(const std::string& what, const std::string& detail = {}) {
+    try {
+      writeStatusOrThrow(what, detail);
+    } catch (const std::exception& e) {
+      if (!status_failed_) LOG_WARN("cannot write the status (" << e.what() << "); `tapestry status` will not see this worker");
+      status_failed_ = true;
+    }
+  }
+
+  void writeStatusOrThrow(const std::string& what, const std::string& detail) {
     nlohmann::json s = {{"worker", config_.name},
                         {"state", what},
                         {"detail", detail},
@@ -520,6 +535,7 @@ class WorkerDaemon::Impl {
   bool overlap_ = false;
   nlohmann::json last_round_;    // the last line of rounds.jsonl this process wrote
   bool status_failed_ = false;   // a status.json write failed; warned once
+  std::string reconnect_reason_;  // why the next connect is not the first
   std::vector<float> target_;  // the penalty anchor of the last round, for steps taken ahead
   double target_rho_ = 0;
   int64_t ahead_steps_ = 0;  // taken since the last push, towards the next round

@@ -56,15 +56,16 @@ TEST_F(DirLockTest, AnUnwritableDirectoryIsNamed) {
   std::filesystem::permissions(root_ + "/ro", std::filesystem::perms::owner_all);
 }
 
-TEST_F(DirLockTest, HeldTellsWhetherADaemonRunsOnTheDirectory) {
+TEST_F(DirLockTest, AProbeTellsWhetherADaemonRunsOnTheDirectory) {
   const std::string dir = root_ + "/state/worker";
-  EXPECT_FALSE(DirLock::held(dir)) << "no directory, no LOCK";
+  EXPECT_EQ(DirLock::probe(dir), DirLock::Probe::kFree) << "no directory, no LOCK";
   EXPECT_FALSE(std::filesystem::exists(dir)) << "the probe creates nothing";
   auto lock = std::make_unique<DirLock>(dir, "worker");
-  EXPECT_TRUE(DirLock::held(dir));
-  EXPECT_TRUE(DirLock::held(dir)) << "a probe leaves no lock of its own behind";
+  EXPECT_EQ(DirLock::probe(dir), DirLock::Probe::kHeld);
+  EXPECT_EQ(DirLock::probe(dir), DirLock::Probe::kHeld) << "a probe leaves no lock of its own behind";
+  EXPECT_EQ(DirLock::holderPid(dir), static_cast<long>(::getpid()));
   lock.reset();
-  EXPECT_FALSE(DirLock::held(dir)) << "LOCK is left, the lock is not";
+  EXPECT_EQ(DirLock::probe(dir), DirLock::Probe::kFree) << "LOCK is left, the lock is not";
   EXPECT_NO_THROW(DirLock again(dir, "worker")) << "probes do not block the next holder";
 }
 

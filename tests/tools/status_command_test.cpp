@@ -14,7 +14,7 @@ nlohmann::json runningStatus() {
     "federation_id": "hospitals", "algorithm": "fedprox", "server_optimizer": "nesterov", "aggregation": "mean",
     "model": "{\"name\":\"cnn\"}", "parameters": 44426, "has_consensus": true, "finished": false,
     "consensus_round": 11, "open_round": 12, "open_for_s": 3.25, "deadline_in_s": 296.75, "max_rounds": 40,
-    "min_workers": 4, "quorum": 3, "max_staleness": 2, "known_members": 5, "contributors": 2,
+    "min_workers": 4, "quorum": 3, "max_staleness": 2, "known_members": 5, "contributors": 3,
     "members": [
       {"id": "worker-0", "push": "pushed", "address": "10.0.0.7:41000"},
       {"id": "worker-1", "push": "pushed", "late_by": 1},
@@ -29,11 +29,11 @@ nlohmann::json runningStatus() {
 TEST(StatusCommand, ARunningCoordinatorIsReportedRoundByMember) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 1.0;
-  const StatusReport report = formatCoordinatorStatus(s, kNow, true);
+  const StatusReport report = formatCoordinatorStatus(s, kNow, Liveness::kAlive);
   EXPECT_TRUE(report.healthy);
   for (const char* text :
        {"federation 'hospitals': fedprox, server nesterov", "(44426 parameters)", "pid 4242 on 0.0.0.0:7300",
-        "round 12/40 open for 3.2 s, deadline in 296.8 s", "2 of 4 connected members pushed",
+        "round 12/40 open for 3.2 s, deadline in 296.8 s", "3 of 4 connected members pushed; it closes",
         "pushes up to 2 rounds late count", "pushed, 1 round late", "streaming", "10.0.0.7:41000",
         "5 members have joined", "last round 11: 4 contributors (1 late), 0.7 MB received",
         "val accuracy of z_10 84.30%", "best consensus so far: val accuracy of z_9 86.10%"})
@@ -42,8 +42,8 @@ TEST(StatusCommand, ARunningCoordinatorIsReportedRoundByMember) {
 
 TEST(StatusCommand, AStatusNotRewrittenForAWhileMeansTheCoordinatorIsStuck) {
   nlohmann::json s = runningStatus();
-  s["updated_at"] = kNow - 60.0;
-  const StatusReport report = formatCoordinatorStatus(s, kNow, true);
+  s["updated_at"] = kNow - 120.0;
+  const StatusReport report = formatCoordinatorStatus(s, kNow, Liveness::kAlive);
   EXPECT_FALSE(report.healthy);
   EXPECT_NE(report.text.find("is stuck"), std::string::npos) << report.text;
 }
@@ -51,7 +51,7 @@ TEST(StatusCommand, AStatusNotRewrittenForAWhileMeansTheCoordinatorIsStuck) {
 TEST(StatusCommand, ARunningStatusWithNoProcessBehindItMeansKilled) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 1.0;
-  const StatusReport report = formatCoordinatorStatus(s, kNow, /*alive=*/false);
+  const StatusReport report = formatCoordinatorStatus(s, kNow, Liveness::kGone);
   EXPECT_FALSE(report.healthy);
   EXPECT_NE(report.text.find("the coordinator was killed"), std::string::npos) << report.text;
 }
@@ -60,13 +60,13 @@ TEST(StatusCommand, StoppedAndFinishedAreTold) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 600.0;
   s["coordinator"]["state"] = "stopped";
-  EXPECT_FALSE(formatCoordinatorStatus(s, kNow, true).healthy) << "stopped before the last round";
+  EXPECT_FALSE(formatCoordinatorStatus(s, kNow, Liveness::kAlive).healthy) << "stopped before the last round";
 
   s["coordinator"]["state"] = "finished";
   s["finished"] = true;
   s["consensus_round"] = 40;
   s["members"] = nlohmann::json::array();
-  const StatusReport finished = formatCoordinatorStatus(s, kNow, true);
+  const StatusReport finished = formatCoordinatorStatus(s, kNow, Liveness::kAlive);
   EXPECT_TRUE(finished.healthy) << "an old status of a finished federation is no alarm";
   EXPECT_NE(finished.text.find("finished after 40 rounds"), std::string::npos) << finished.text;
 }
@@ -76,7 +76,7 @@ TEST(StatusCommand, BeforeZ0ItSaysWhoIsAskedForIt) {
   s["updated_at"] = kNow;
   s["has_consensus"] = false;
   s["initial_provider"] = "worker-2";
-  EXPECT_NE(formatCoordinatorStatus(s, kNow, true).text.find("waiting for the initial consensus z_0 from worker-2"),
+  EXPECT_NE(formatCoordinatorStatus(s, kNow, Liveness::kAlive).text.find("waiting for the initial consensus z_0 from worker-2"),
             std::string::npos);
 }
 
@@ -85,7 +85,7 @@ TEST(StatusCommand, ALanguageModelsMetricIsBitsPerByte) {
   s["updated_at"] = kNow;
   s["model"] = R"({"name":"transformer"})";
   s["best"] = {{"round", 9}, {"metric", 3.91}, {"metric_kind", "bits per byte"}};
-  EXPECT_NE(formatCoordinatorStatus(s, kNow, true).text.find("val 3.910 bits per byte of z_9"), std::string::npos);
+  EXPECT_NE(formatCoordinatorStatus(s, kNow, Liveness::kAlive).text.find("val 3.910 bits per byte of z_9"), std::string::npos);
 }
 
 nlohmann::json workerStatus() {
@@ -99,7 +99,7 @@ nlohmann::json workerStatus() {
 }
 
 TEST(StatusCommand, AWorkerSaysWhatItIsDoingAndWhatTheLastRoundCost) {
-  const StatusReport report = formatWorkerStatus(workerStatus(), kNow, true);
+  const StatusReport report = formatWorkerStatus(workerStatus(), kNow, Liveness::kAlive);
   EXPECT_TRUE(report.healthy);
   for (const char* text : {"worker 'hospital-a' (pid 777), federation 'hospitals', coordinator federation.example.org:7300",
                            "training: round 12: 100 local steps on consensus z_11 (for 1.5 s)",
@@ -109,20 +109,40 @@ TEST(StatusCommand, AWorkerSaysWhatItIsDoingAndWhatTheLastRoundCost) {
 }
 
 TEST(StatusCommand, AWorkerThatIsGoneOrRefusedIsUnhealthyUnlessItFinished) {
-  const StatusReport gone = formatWorkerStatus(workerStatus(), kNow, false);
+  const StatusReport gone = formatWorkerStatus(workerStatus(), kNow, Liveness::kGone);
   EXPECT_FALSE(gone.healthy);
   EXPECT_NE(gone.text.find("not running; its last status"), std::string::npos) << gone.text;
 
   nlohmann::json s = workerStatus();
   s["state"] = "refused";
   s["detail"] = "certificate revoked";
-  EXPECT_FALSE(formatWorkerStatus(s, kNow, true).healthy);
+  EXPECT_FALSE(formatWorkerStatus(s, kNow, Liveness::kAlive).healthy);
 
   s["state"] = "finished";
   s["final"] = "/var/lib/tapestry/worker/consensus.ckpt";
-  const StatusReport done = formatWorkerStatus(s, kNow, false);
+  const StatusReport done = formatWorkerStatus(s, kNow, Liveness::kGone);
   EXPECT_TRUE(done.healthy);
   EXPECT_NE(done.text.find("final consensus: /var/lib/tapestry/worker/consensus.ckpt"), std::string::npos) << done.text;
+}
+
+TEST(StatusCommand, ANewProcessOnTheStateDirOrALockThatCannotBeProbedIsNoAlarm) {
+  nlohmann::json s = runningStatus();
+  s["updated_at"] = kNow - 300.0;
+  const StatusReport starting = formatCoordinatorStatus(s, kNow, Liveness::kStarting);
+  EXPECT_TRUE(starting.healthy) << starting.text;
+  EXPECT_NE(starting.text.find("has not written its status yet (starting)"), std::string::npos) << starting.text;
+
+  s["updated_at"] = kNow - 1.0;
+  const StatusReport unknown = formatCoordinatorStatus(s, kNow, Liveness::kUnknown);
+  EXPECT_TRUE(unknown.healthy) << "fresh, so running, as far as anyone can tell";
+  EXPECT_NE(unknown.text.find("cannot tell whether it runs"), std::string::npos) << unknown.text;
+  s["updated_at"] = kNow - 300.0;
+  EXPECT_FALSE(formatCoordinatorStatus(s, kNow, Liveness::kUnknown).healthy) << "and stale, so stuck or gone";
+
+  nlohmann::json w = workerStatus();
+  w["state"] = "refused";
+  EXPECT_FALSE(formatWorkerStatus(w, kNow, Liveness::kUnknown).healthy);
+  EXPECT_TRUE(formatWorkerStatus(workerStatus(), kNow, Liveness::kStarting).healthy);
 }
 
 }  // namespace
