@@ -22,9 +22,10 @@ namespace {
 const char* kUsage =
     "usage: tapestry status (--state-dir DIR | --config COORDINATOR_OR_WORKER_CONFIG [--workdir DIR])\n"
     "  A coordinator: where its federation stands (the open round, its deadline, what each connected\n"
-    "  member is doing in it, the last round, the best consensus). A worker: what it is doing now (training,\n"
-    "  waiting for the consensus, connecting or retrying and why, finished), its last round's timings and the consensus's\n"
-    "  validation metric on its data. Read from <state_dir>/status.json, which the daemon keeps current.\n"
+    "  member is doing in it, the last round, the best consensus). A worker: what it is doing now\n"
+    "  (training, waiting for the consensus, connecting or retrying and why, finished), its last round's\n"
+    "  timings and the consensus's validation metric on its data. Read from <state_dir>/status.json,\n"
+    "  which the daemon keeps current.\n"
     "  --workdir: as given to the daemon, when its config's relative paths resolve against it.\n"
     "  Exit code 0: running or finished; 1: stopped, refused, killed, stuck, or no status at all.\n";
 
@@ -109,6 +110,7 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, Live
   }
   for (const auto& m : members) {
     std::string what = m.at("push").get<std::string>();
+    if (what == "waiting") what = "not pushed yet";
     if (m.contains("late_by")) {
       const uint64_t late = m.at("late_by").get<uint64_t>();
       what += ", " + std::to_string(late) + (late == 1 ? " round late" : " rounds late");
