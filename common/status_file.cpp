@@ -4,6 +4,8 @@
 #include <fstream>
 #include <system_error>
 
+#include "common/log.h"
+
 namespace tapestry::common {
 
 double epochSeconds() {
@@ -30,6 +32,17 @@ std::string writeStatusFile(const std::string& state_dir, nlohmann::json status)
     return "cannot rename " + staged + " to " + path + ": " + ec.message();
   }
   return {};
+}
+
+void StatusFile::write(const std::function<nlohmann::json()>& build) {
+  std::string error;
+  try {
+    error = writeStatusFile(state_dir_, build());
+  } catch (const std::exception& e) {
+    error = std::string("cannot build or write the status: ") + e.what();
+  }
+  if (!error.empty() && !failed_) LOG_WARN(error << "; `tapestry status` will not see this " << who_ << " (it goes on)");
+  failed_ = !error.empty();
 }
 
 }  // namespace tapestry::common

@@ -268,8 +268,10 @@ void Federation::depart(const std::string& id) {
   if (!logic_.hasConsensus() && logic_.activeCount() == 0 && initial_provider_.empty()) state_.fingerprint.clear();
 }
 
-bool Federation::lateThisRound(const std::string& id) const {
-  return std::any_of(round_late_.begin(), round_late_.end(), [&](const auto& late) { return late.first == id; });
+std::optional<uint64_t> Federation::lateBy(const std::string& id) const {
+  for (const auto& [who, staleness] : round_late_)
+    if (who == id) return staleness;
+  return std::nullopt;
 }
 
 Rejection Federation::beginPush(const std::string& id, const proto::PushFromWorker& push) {
@@ -306,7 +308,7 @@ Rejection Federation::beginPush(const std::string& id, const proto::PushFromWork
                                                 : ""));
     case PushVerdict::kAlreadyPushed:
       return reject(Errc::kStaleRound, "this worker already contributed to round " + std::to_string(logic_.round()) +
-                                           (lateThisRound(id) ? " with a late push from an earlier round; this one "
+                                           (lateBy(id) ? " with a late push from an earlier round; this one "
                                                                 "was dropped and the next consensus is on its way"
                                                               : ""));
     case PushVerdict::kFinished: return reject(Errc::kFinished, "the federation has finished all its rounds");

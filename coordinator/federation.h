@@ -116,7 +116,8 @@ class Federation {
   bool pinnedModelAdmits(const std::string& fingerprint, uint64_t parameters) const;
   std::string describePinnedModel() const;
   bool ratingCounts(const std::string& id, double metric, uint64_t samples) const;
-  bool lateThisRound(const std::string& id) const;
+  // Rounds late of id's push in this round; nullopt when it was on time or absent.
+  std::optional<uint64_t> lateBy(const std::string& id) const;
   std::string describeMetric(double metric, uint64_t round) const;
   void accumulateWhole(const std::vector<float>& values, float weight);
   bool languageModel() const;  // its metric is bits per byte (lower is better), not accuracy

@@ -1,7 +1,5 @@
 // Federation::status: a snapshot of the federation for operators, written by
 // the server to state_dir/status.json and read by `tapestry status`.
-#include <algorithm>
-
 #include "coordinator/federation.h"
 
 namespace tapestry::coordinator {
@@ -40,11 +38,10 @@ nlohmann::json Federation::status(Clock::time_point now) const {
   nlohmann::json members = nlohmann::json::array();
   for (const std::string& id : logic_.active()) {
     nlohmann::json m = {{"id", id}};
-    const auto late = std::find_if(round_late_.begin(), round_late_.end(), [&](const auto& l) { return l.first == id; });
     if (logic_.streaming().count(id)) m["push"] = "streaming";
     else if (logic_.hasContributed(id)) m["push"] = "pushed";
     else m["push"] = "waiting";
-    if (late != round_late_.end()) m["late_by"] = late->second;
+    if (auto late = lateBy(id)) m["late_by"] = *late;
     members.push_back(std::move(m));
   }
   s["members"] = std::move(members);

@@ -34,6 +34,7 @@ Server::Impl::Impl(CoordinatorConfig config)
       initial_timer_(io_),
       linger_timer_(io_),
       status_timer_(io_),
+      status_file_(config_.state_dir, "coordinator"),
       chunk_pool_(config_.inflight_chunks) {
   // The checkpoint of each new consensus is written by disk_ while the
   // consensus streams out; the last chunk waits for it (Federation::deferPersistence).
@@ -108,28 +109,18 @@ void Server::Impl::watchStatus() {
 }
 
 void Server::Impl::writeStatus(const std::string& state) {
-  try {
-    writeStatusOrThrow(state);
-  } catch (const std::exception& e) {
-    if (!status_failed_) LOG_WARN("cannot write the status (" << e.what() << "); the federation is unaffected");
-    status_failed_ = true;
-  }
-}
-
-void Server::Impl::writeStatusOrThrow(const std::string& state) {
-  nlohmann::json status = federation_->status(Clock::now());
-  status["coordinator"] = {{"state", state},
-                           {"pid", static_cast<int64_t>(::getpid())},
-                           {"listen", config_.listen_host + ":" + std::to_string(port())},
-                           {"aggregator", federation_->aggregatorName()}};
-  for (auto& member : status["members"]) {
-    auto it = sessions_.find(member["id"].get<std::string>());
-    if (it != sessions_.end()) member["address"] = it->second->address();
-  }
-  const std::string error = common::writeStatusFile(config_.state_dir, std::move(status));
-  if (!error.empty() && !status_failed_)
-    LOG_WARN(error << "; `tapestry status` will not see this coordinator (federation unaffected)");
-  status_failed_ = !error.empty();
+  status_file_.write([&] {
+    nlohmann::json status = federation_->status(Clock::now());
+    status["coordinator"] = {{"state", state},
+                             {"pid", static_cast<int64_t>(::getpid())},
+                             {"listen", config_.listen_host + ":" + std::to_string(port())},
+                             {"aggregator", federation_->aggregatorName()}};
+    for (auto& member : status["members"]) {
+      auto it = sessions_.find(member["id"].get<std::string>());
+      if (it != sessions_.end()) member["address"] = it->second->address();
+    }
+    return status;
+  });
 }
 
 // A re-signed CRL is picked up within a minute; one about to expire is

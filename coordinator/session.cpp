@@ -121,9 +121,7 @@ void Session::onPush(const proto::PushFromWorker& push) {
   if (r.code == common::makeError(Errc::kStaleRound) &&
       !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
     // Harmless lateness: skip its chunks, tell the worker, send what is current.
-    discard_chunks_ = common::chunkCount(push.payload().element_count(), push.payload().chunk_elements());
-    discard_chunk_bytes_ = common::chunkByteCount(push.payload(), 0);
-    expectChunks(discard_chunks_ > 0);
+    skipChunksOf(push.payload());
     sendError(proto::ERROR_STALE_ROUND, r.message, false);
     // Once per round: repeated stale pushes do not make us send it again.
     if (push.round() < server_.federation().round() && consensus_round_sent_ != server_.federation().round())
@@ -134,14 +132,18 @@ void Session::onPush(const proto::PushFromWorker& push) {
       !common::validatePayloadHeader(push.payload(), server_.federation().state().parameter_count)) {
     // The push crossed the final consensus on the wire: skip its chunks and
     // let the member take the final (on its way, or sent now) and say goodbye.
-    discard_chunks_ = common::chunkCount(push.payload().element_count(), push.payload().chunk_elements());
-    discard_chunk_bytes_ = common::chunkByteCount(push.payload(), 0);
-    expectChunks(discard_chunks_ > 0);
+    skipChunksOf(push.payload());
     sendError(proto::ERROR_FINISHED, r.message + "; the final consensus is on its way", false);
     finish();
     return;
   }
   sendError(toProto(r.code), r.message, true);
+}
+
+void Session::skipChunksOf(const proto::PayloadHeader& payload) {
+  discard_chunks_ = common::chunkCount(payload.element_count(), payload.chunk_elements());
+  discard_chunk_bytes_ = common::chunkByteCount(payload, 0);
+  expectChunks(discard_chunks_ > 0);
 }
 
 Session::~Session() {

@@ -16,6 +16,7 @@
 #include "common/net/connection_impl.h"
 #include "coordinator/chunk_pool.h"
 #include "coordinator/disk_writer.h"
+#include "common/status_file.h"
 #include "coordinator/federation.h"
 #include "common/net/crl_watch_impl.h"
 #include "coordinator/server.h"
@@ -55,8 +56,7 @@ class Server::Impl {
   void persisted(const std::string& error, double seconds);
   // state_dir/status.json now, then every kStatusInterval while running.
   void watchStatus();
-  void writeStatus(const std::string& state);  // never throws; warns once
-  void writeStatusOrThrow(const std::string& state);
+  void writeStatus(const std::string& state);
 
   CoordinatorConfig config_;
   std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
@@ -72,7 +72,7 @@ class Server::Impl {
   std::string watched_provider_;  // the member initial_timer_ waits on
   asio::steady_timer linger_timer_;
   asio::steady_timer status_timer_;
-  bool status_failed_ = false;  // a write failed; warned once
+  common::StatusFile status_file_;
   std::unique_ptr<Federation> federation_;
   ChunkPool chunk_pool_;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
@@ -118,6 +118,8 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   // keep the session alive, so a peer that stops mid-push cannot hold the
   // round open with heartbeats.
   void expectChunks(bool on);
+  // A refused push whose header is sound: its chunks are read and dropped.
+  void skipChunksOf(const proto::PayloadHeader& payload);
   size_t acceptableChunkBytes() const;
   void sendMessage(const proto::CoordinatorMessage& message);
 

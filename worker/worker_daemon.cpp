@@ -94,7 +94,7 @@ class WorkerDaemon::Impl {
       hello.set_model_spec(config_.model.toJson().dump());
       hello.set_parameter_count(parameter_count_);
       hello.set_sample_count(shard_.train.size());
-      hello.set_last_round_seen(trainer_ || !saved_ ? state_.trained_round : saved_->trained_round);
+      hello.set_last_round_seen(lastTrainedRound());
       proto::WelcomeToWorker welcome;
       std::string message;
       bool permanent = false;
@@ -394,36 +394,31 @@ class WorkerDaemon::Impl {
   // state_dir/status.json at each change of what this member is doing, for
   // `tapestry status` (common/status_file.h). Never fatal.
   void writeStatus(const std::string& what, const std::string& detail = {}) {
-    try {
-      writeStatusOrThrow(what, detail);
-    } catch (const std::exception& e) {
-      if (!status_failed_) LOG_WARN("cannot write the status (" << e.what() << "); `tapestry status` will not see this worker");
-      status_failed_ = true;
-    }
-  }
-
-  void writeStatusOrThrow(const std::string& what, const std::string& detail) {
-    nlohmann::json s = {{"worker", config_.name},
-                        {"state", what},
-                        {"detail", detail},
-                        {"since", common::epochSeconds()},
-                        {"pid", static_cast<int64_t>(::getpid())},
-                        {"coordinator", config_.client.host + ":" +
-                                            (config_.client.port_file.empty() ? std::to_string(config_.client.port)
-                                                                              : "(port in " + config_.client.port_file + ")")},
-                        {"federation_id", state_.federation_id.empty() && saved_ ? saved_->federation_id : state_.federation_id},
-                        {"trained_round", trainer_ || !saved_ ? state_.trained_round : saved_->trained_round},
-                        {"metric_name", metricName(config_.model)}};
-    if (!last_round_.is_null()) s["last_round"] = last_round_;
-    if (trainer_ && std::isfinite(state_.metric) && state_.trained_round >= 0)
-      s["consensus_metric"] = {{"round", state_.trained_round}, {"value", state_.metric}};
-    if (finished_ || saved_final_round_ >= 0) s["final"] = finalPath();
-    const std::string error = common::writeStatusFile(config_.state_dir, std::move(s));
-    if (!error.empty() && !status_failed_) LOG_WARN(error << "; `tapestry status` will not see this worker");
-    status_failed_ = !error.empty();
+    status_file_.write([&] {
+      nlohmann::json s = {{"worker", config_.name},
+                          {"state", what},
+                          {"detail", detail},
+                          {"since", common::epochSeconds()},
+                          {"pid", static_cast<int64_t>(::getpid())},
+                          {"coordinator", config_.client.host + ":" +
+                                              (config_.client.port_file.empty() ? std::to_string(config_.client.port)
+                                                                                : "(port in " + config_.client.port_file + ")")},
+                          {"federation_id", state_.federation_id.empty() && saved_ ? saved_->federation_id : state_.federation_id},
+                          {"trained_round", lastTrainedRound()},
+                          {"metric_name", metricName(config_.model)}};
+      if (!last_round_.is_null()) s["last_round"] = last_round_;
+      if (trainer_ && std::isfinite(state_.metric) && state_.trained_round >= 0)
+        s["consensus_metric"] = {{"round", state_.trained_round}, {"value", state_.metric}};
+      if (finished_ || saved_final_round_ >= 0) s["final"] = finalPath();
+      return s;
+    });
   }
 
   std::string roundLogPath() const { return config_.state_dir + "/rounds.jsonl"; }
+
+  // The round of the consensus this member last trained on: the saved
+  // state's until the first Welcome has restored it into state_.
+  int64_t lastTrainedRound() const { return trainer_ || !saved_ ? state_.trained_round : saved_->trained_round; }
 
   // "accuracy 86.40%" or "bits_per_byte 2.315".
   std::string describeMetric(double metric) const {
@@ -534,7 +529,7 @@ class WorkerDaemon::Impl {
   bool finished_ = false;
   bool overlap_ = false;
   nlohmann::json last_round_;    // the last line of rounds.jsonl this process wrote
-  bool status_failed_ = false;   // a status.json write failed; warned once
+  common::StatusFile status_file_{config_.state_dir, "worker"};
   std::string reconnect_reason_;  // why the next connect is not the first
   std::vector<float> target_;  // the penalty anchor of the last round, for steps taken ahead
   double target_rho_ = 0;
