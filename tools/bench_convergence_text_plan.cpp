@@ -65,11 +65,13 @@ std::vector<std::string> splitList(const std::string& flag, const std::string& l
 }
 
 std::vector<std::string> parseLanguages(const std::string& list) {
-  auto known = worker::fortuneLanguages();
   auto out = splitList("--languages", list);
   for (size_t i = 0; i < out.size(); ++i) {
-    if (std::find(known.begin(), known.end(), out[i]) == known.end())
-      throw UsageError("--languages: unknown language '" + out[i] + "'; known: en, de, es, it, pl, ru");
+    try {
+      worker::checkLanguageName(out[i]);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--languages: ") + e.what());
+    }
     if (std::find(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(i), out[i]) != out.begin() + static_cast<std::ptrdiff_t>(i))
       throw UsageError("--languages: '" + out[i] + "' given twice");
   }
@@ -100,7 +102,8 @@ const char* const kBenchConvergenceTextUsage =
     "  --quick              6 languages, 10 rounds x 25 steps, 200 kB per language, 8 KiB evaluated\n"
     "                       per language, variants fedavg+nesterov, fedprox+nesterov, admm (default)\n"
     "  --full               40 rounds x 100 steps, every fortune, 64 KiB evaluated, every variant\n"
-    "  --languages LIST     comma-separated from en, de, es, it, pl, ru (default all)\n"
+    "  --languages LIST     comma-separated, any the fortunes hold (default en,de,es,it,pl,ru; also bg,\n"
+    "                       cs, eo, ga, pt, zh with their fortunes-* packages installed)\n"
     "  --variants LIST      fedavg, fedavg+nesterov, fedavg+adam, fedprox, fedprox+nesterov, easgd,\n"
     "                       easgd+nesterov, admm, admm+nesterov, scaffold\n"
     "  --max-bytes N        fortunes per language, training and held-out together (0: all)\n"

@@ -36,6 +36,9 @@ class FortunesTest : public ::testing::Test {
     write("fortunes/it/leggi", "Legge di Murphy.\n%\n");
     fs::create_symlink("it/leggi", root_ / "fortunes" / "leggi");
     write("fortunes/off/rude", "Not to be included.\n%\n");
+    // fortunes-br and fortunes-zh put their databases in the root as well.
+    write("fortunes/brasil", "Quem tudo quer, tudo perde.\n%\nDevagar se vai ao longe.\n%\n");
+    write("fortunes/tang300", "\xe5\xba\x8a\xe5\x89\x8d\xe6\x98\x8e\xe6\x9c\x88\xe5\x85\x89\n%\n");
   }
   void TearDown() override { fs::remove_all(root_); }
   void write(const std::string& name, const std::string& bytes) {
@@ -59,11 +62,46 @@ TEST(Fortunes, ParsesEntriesBetweenPercentLines) {
 
 TEST_F(FortunesTest, ReadsDatabasesSkippingIndexesLinksAndSubdirectories) {
   const auto english = readLanguageFortunes(fortunes(), "en");
-  EXPECT_EQ(english.size(), 20u);  // not the Italian file linked from the root, nor off/
+  // Not the Italian file linked from the root, off/, nor the Portuguese and Chinese files in the root.
+  EXPECT_EQ(english.size(), 20u);
   EXPECT_EQ(readLanguageFortunes(fortunes(), "de").size(), 10u);
   EXPECT_EQ(readLanguageFortunes(fortunes(), "it"), std::vector<std::string>{"Legge di Murphy.\n"});
-  EXPECT_THROW(readLanguageFortunes(fortunes(), "ru"), std::runtime_error);
-  EXPECT_THROW(readLanguageFortunes(fortunes(), "fr"), std::invalid_argument);
+  EXPECT_EQ(readLanguageFortunes(fortunes(), "pt").size(), 2u);
+  EXPECT_EQ(readLanguageFortunes(fortunes(), "zh").size(), 1u);
+  EXPECT_EQ(fortuneLanguagesIn(fortunes()), (std::vector<std::string>{"de", "en", "it", "pt", "zh"}));
+  EXPECT_TRUE(fortuneLanguagesIn((root_ / "nowhere").string()).empty());
+  EXPECT_THROW(readLanguageFortunes(fortunes(), "../de"), std::invalid_argument);
+  EXPECT_THROW(readLanguageFortunes(fortunes(), "off/"), std::invalid_argument);
+  try {
+    readLanguageFortunes(fortunes(), "cs");
+    FAIL() << "no Czech fortunes in the fake tree";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("no fortune database for language cs"), std::string::npos) << what;
+    EXPECT_NE(what.find("it holds: de, en, it, pt, zh"), std::string::npos) << what;
+    EXPECT_NE(what.find("fortunes-cs"), std::string::npos) << what;
+    EXPECT_NE(what.find("--corpus cs=PATH"), std::string::npos) << what;
+  }
+  EXPECT_EQ(fortunePackage("en"), "fortunes");
+  EXPECT_EQ(fortunePackage("pt"), "fortunes-br");
+  EXPECT_EQ(fortunePackage("ga"), "fortunes-ga");
+}
+
+TEST_F(FortunesTest, AnyLanguageTheDirectoryHoldsIsPartitioned) {
+  fs::create_directories(root_ / "fortunes" / "cs");
+  write("fortunes/cs/citace", "Kdo jinému jámu kope, sám do ní padá.\n%\nBez práce nejsou koláče.\n%\n");
+  std::ostringstream out, err;
+  ASSERT_EQ(runPartitionCommand({"text", "--out", shardsDir(), "--fortunes", fortunes(), "--languages", "all",
+                                 "--val-fraction", "0"},
+                                out, err),
+            0)
+      << err.str();
+  for (const char* language : {"cs", "de", "en", "it", "pt", "zh"}) {
+    EXPECT_TRUE(fs::exists(fs::path(shardsDir()) / language / "train.txt")) << language;
+  }
+  EXPECT_NE(loadShard(shardsDir() + "/cs").train.text.find("koláče"), std::string::npos);
+  EXPECT_EQ(loadShard(shardsDir() + "/en").train.text.find("Quem tudo"), std::string::npos);
+  EXPECT_NE(out.str().find("fortunes-br in"), std::string::npos) << out.str();
 }
 
 TEST_F(FortunesTest, SplitIsByWholeFortunesSeededAndCapped) {
@@ -107,12 +145,13 @@ TEST_F(FortunesTest, PartitionTextCommandWritesOneShardPerLanguage) {
   EXPECT_NE(out.str().find("train bytes"), std::string::npos);
 
   std::ostringstream out2, err2;
-  EXPECT_EQ(runPartitionCommand({"text", "--out", shardsDir(), "--languages", "en,fr"}, out2, err2), 2);
-  EXPECT_NE(err2.str().find("unknown language 'fr'"), std::string::npos) << err2.str();
+  EXPECT_EQ(runPartitionCommand({"text", "--out", shardsDir(), "--languages", "en,Fr"}, out2, err2), 2);
+  EXPECT_NE(err2.str().find("'Fr' cannot name a language"), std::string::npos) << err2.str();
   std::ostringstream out3, err3;
   EXPECT_EQ(runPartitionCommand({"text", "--out", shardsDir(), "--fortunes", fortunes(), "--languages", "ru"}, out3, err3),
             1);
-  EXPECT_NE(err3.str().find("does not exist"), std::string::npos) << err3.str();
+  EXPECT_NE(err3.str().find("no fortune database for language ru"), std::string::npos) << err3.str();
+  EXPECT_NE(err3.str().find("install the Debian package fortunes-ru"), std::string::npos) << err3.str();
 }
 
 }  // namespace
