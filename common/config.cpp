@@ -58,14 +58,44 @@ std::chrono::milliseconds ConfigReader::seconds(const std::string& key, std::chr
   return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
 }
 
+void ConfigReader::ask(const std::string& key) const {
+  if (std::find(asked_.begin(), asked_.end(), key) == asked_.end()) asked_.push_back(key);
+}
+
+namespace {
+
+size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
 void ConfigReader::finish() const {
   for (const auto& item : object_.items()) {
     if (std::find(read_.begin(), read_.end(), item.key()) != read_.end()) continue;
     std::ostringstream known;
-    for (size_t i = 0; i < read_.size(); ++i) known << (i ? ", " : "") << read_[i];
-    throw ConfigError("config error in " + source_ + ": unknown key \"" + fieldName(item.key()) +
-                      "\"; remove it or fix its spelling" +
-                      (read_.empty() ? std::string() : " (keys read here: " + known.str() + ")"));
+    std::string closest;
+    size_t best = std::max<size_t>(2, item.key().size() / 3) + 1;
+    for (size_t i = 0; i < asked_.size(); ++i) {
+      known << (i ? ", " : "") << asked_[i];
+      const size_t d = editDistance(item.key(), asked_[i]);
+      if (d < best) best = d, closest = asked_[i];
+    }
+    throw ConfigError("config error in " + source_ + ": unknown key \"" + fieldName(item.key()) + "\"" +
+                      (closest.empty() ? "; remove it or fix its spelling"
+                                       : "; did you mean \"" + fieldName(closest) + "\"?") +
+                      (asked_.empty() ? std::string() : " (keys of this section: " + known.str() + ")"));
   }
 }
 

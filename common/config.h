@@ -33,7 +33,10 @@ class ConfigReader {
   T required(const std::string& key);
   template <typename T>
   T optional(const std::string& key, T fallback);
-  bool has(const std::string& key) const { return object_.contains(key); }
+  bool has(const std::string& key) const {
+    ask(key);
+    return object_.contains(key);
+  }
   ConfigReader child(const std::string& key);  // a nested object, required
 
   // A path value, made absolute relative to `base_dir` when relative.
@@ -44,7 +47,8 @@ class ConfigReader {
   // allow_zero.
   std::chrono::milliseconds seconds(const std::string& key, std::chrono::milliseconds fallback, bool allow_zero = false);
 
-  // Throws ConfigError naming the first key that was never read.
+  // Throws ConfigError naming the first key that was never read, the keys
+  // this object takes and, for a likely misspelling, the one meant.
   void finish() const;
 
   // Throws ConfigError for `key` with `problem` ("must be > 0").
@@ -54,14 +58,17 @@ class ConfigReader {
  private:
   template <typename T>
   T convert(const std::string& key, const nlohmann::json& value) const;
+  void ask(const std::string& key) const;  // remembers a key this object takes
   const nlohmann::json& object_;
   std::string source_;
   std::string prefix_;
   std::vector<std::string> read_;
+  mutable std::vector<std::string> asked_;  // every key looked up, present or not, in order
 };
 
 template <typename T>
 T ConfigReader::required(const std::string& key) {
+  ask(key);
   if (!object_.contains(key)) fail(key, "is required but missing");
   read_.push_back(key);
   return convert<T>(key, object_.at(key));
@@ -69,6 +76,7 @@ T ConfigReader::required(const std::string& key) {
 
 template <typename T>
 T ConfigReader::optional(const std::string& key, T fallback) {
+  ask(key);
   if (!object_.contains(key)) return fallback;
   read_.push_back(key);
   return convert<T>(key, object_.at(key));

@@ -528,6 +528,7 @@ void Federation::closeRound(Clock::time_point now) {
   record.refused = refused;
   record.restored = backoff.restored ? static_cast<int64_t>(state_.best_round) : -1;
   reportRestarts(record);
+  reportCollapse(record, backoff.fell);
   if (refused) lowerCorrectionScale(record, backoff.collapsed);
   record.correction_scale = state_.correction_scale;
   round_restarted_.clear();
@@ -564,7 +565,9 @@ Federation::Backoff Federation::decideBackoff(double z_metric, size_t count) {
   const bool comparable = state_.best_metric >= 0 && raters == state_.best_raters;
   const bool can_lower = config_.algorithm == Algorithm::kScaffold &&
                          state_.correction_scale > config_.min_correction_scale;
-  b.collapsed = can_lower && comparable && collapsedFrom(z_metric, state_.best_metric, higher);
+  const bool fell = comparable && collapsedFrom(z_metric, state_.best_metric, higher);
+  b.collapsed = can_lower && fell;
+  b.fell = fell && !b.collapsed;
   if (b.collapsed) {
     b.restored = loadBest(config_.state_dir, state_.best_round, count, state_.fingerprint);
   } else if (z_metric >= 0 && (!comparable || improvesOn(z_metric, state_.best_metric, higher)) &&
@@ -599,6 +602,28 @@ void Federation::reportRestarts(const RoundRecord& record) const {
                      << " is the same consensus and the federation is not moving. Ask the members to lower "
                         "train.lr, or change the algorithm (for scaffold, a smaller algorithm.min_correction_scale); if "
                         "the consensus itself is broken, start the federation again in a fresh state_dir");
+}
+
+// A consensus whose validation metric fell below half the best (accuracy)
+// or above twice it (bits per byte), as rated by the same members, has
+// collapsed; outside SCAFFOLD's back-off nothing undoes that, so the operator
+// is told at once and every 10 rounds while it lasts, with the ways out.
+void Federation::reportCollapse(const RoundRecord& record, bool fell) {
+  if (!fell) {
+    if (collapse_warned_ > 0)
+      LOG_INFO("round " << record.round + 1 << ": the consensus recovered, " << describeMetric(record.metric, record.round));
+    collapse_warned_ = 0;
+    return;
+  }
+  if (collapse_warned_++ % 10 != 0) return;
+  LOG_WARN("round " << record.round + 1 << ": the members' validation " << describeMetric(record.metric, record.round)
+                    << (collapse_warned_ > 1 ? " is still collapsed (" + std::to_string(collapse_warned_) + " rounds)"
+                                             : std::string(" has collapsed"))
+                    << " from the best so far, " << describeMetric(state_.best_metric, state_.best_round)
+                    << ", kept in " << bestCheckpointPath(config_.state_dir)
+                    << ". The federation is diverging: lower the members' train.lr or the server_optimizer's lr and "
+                       "momentum; to go on from the best consensus, stop the coordinator, copy best.ckpt over "
+                       "coordinator.ckpt and start it again (members follow)");
 }
 
 // SCAFFOLD corrections that overshoot make members' training diverge (two

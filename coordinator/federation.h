@@ -108,10 +108,13 @@ class Federation {
   struct Backoff {
     bool refused = false;    // the round's update is not applied
     bool collapsed = false;  // because z_r collapsed (else: a member diverged)
+    bool fell = false;       // z_r collapsed from the best, and nothing was refused for it
     std::optional<std::vector<float>> restored;  // the best consensus, z_best_round, replacing z_r
   };
   Backoff decideBackoff(double z_metric, size_t count);
   void lowerCorrectionScale(const RoundRecord& record, bool collapsed);
+  void reportCollapse(const RoundRecord& record, bool fell);
+  uint64_t collapse_warned_ = 0;  // rounds in a row with a collapsed consensus, for warnings
   // Whether a model is the one the config pins (anything, if none).
   bool pinnedModelAdmits(const std::string& fingerprint, uint64_t parameters) const;
   std::string describePinnedModel() const;

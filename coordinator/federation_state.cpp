@@ -2,12 +2,64 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "common/checkpoint.h"
 
 namespace tapestry::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kGenericRemedy = "; restore it from a backup or delete it to start fresh";
+
+// The last round rounds.jsonl in `state_dir` names; 0 when it names none.
+uint64_t lastLoggedRound(const std::string& state_dir) {
+  std::ifstream in(fs::path(state_dir) / "rounds.jsonl");
+  const std::string prefix = "{\"round\":";
+  uint64_t last = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) last = std::max<uint64_t>(last, std::strtoull(line.c_str() + prefix.size(), nullptr, 10));
+  return last;
+}
+
+// What best.ckpt beside the checkpoint offers, or "" when it is absent or unreadable.
+std::string bestOffer(const std::string& state_dir) {
+  const std::string best = (fs::path(state_dir) / "best.ckpt").string();
+  std::error_code ec;
+  if (!fs::exists(best, ec)) return "";
+  try {
+    const auto state = loadFederationStateFile(best);
+    if (!state || !state->has_consensus) return "";
+    return "; " + best + " holds consensus z_" + std::to_string(state->round) +
+           ", the best the members rated: to resume from it, copy it to " + checkpointPath(state_dir) +
+           " (cp " + best + " " + checkpointPath(state_dir) + ")";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// No checkpoint, but the history of a federation: starting would begin a
+// new one at round 0 over it.
+void refuseOrphanedHistory(const std::string& state_dir) {
+  const uint64_t logged = lastLoggedRound(state_dir);
+  std::error_code ec;
+  const bool has_best = fs::exists(fs::path(state_dir) / "best.ckpt", ec);
+  if (logged == 0 && !has_best) return;
+  std::string held = logged > 0 ? "rounds.jsonl up to round " + std::to_string(logged) : "";
+  if (has_best) held += std::string(held.empty() ? "" : " and ") + "best.ckpt";
+  throw std::runtime_error(
+      state_dir + " holds the history of a federation (" + held + ") but no coordinator.ckpt: starting would begin a "
+      "new federation at round 0 over it" + bestOffer(state_dir) +
+      "; or put coordinator.ckpt back from a backup; or, to start a new federation, move rounds.jsonl and best.ckpt "
+      "out of " + state_dir + " (or use an empty state_dir)");
+}
+
+}  // namespace
 
 std::string checkpointPath(const std::string& state_dir) {
   return (std::filesystem::path(state_dir) / "coordinator.ckpt").string();
@@ -102,7 +154,18 @@ std::optional<FederationState> loadFederationStateFile(const std::string& path) 
 
 std::optional<FederationState> loadFederationState(const std::string& state_dir) {
   common::removeStaleTemps(checkpointPath(state_dir));
-  return loadFederationStateFile(checkpointPath(state_dir));
+  std::optional<FederationState> state;
+  try {
+    state = loadFederationStateFile(checkpointPath(state_dir));
+  } catch (const std::runtime_error& e) {
+    std::string what = e.what();
+    const size_t generic = what.rfind(kGenericRemedy);
+    if (generic == std::string::npos) throw;
+    what.erase(generic);
+    throw std::runtime_error(what + bestOffer(state_dir) + "; or restore it from a backup");
+  }
+  if (!state) refuseOrphanedHistory(state_dir);
+  return state;
 }
 
 }  // namespace tapestry::coordinator

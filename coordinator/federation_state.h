@@ -59,7 +59,10 @@ std::string checkpointPath(const std::string& state_dir);
 void saveFederationState(const FederationState& state, const std::vector<float>& consensus,
                          const std::vector<float>& momentum, const std::string& state_dir,
                          const std::vector<float>& second_moment = {});
-// nullopt when there is no checkpoint yet; throws if it exists but is damaged.
+// nullopt when there is no checkpoint yet; throws if it exists but is
+// damaged (offering best.ckpt when it can stand in), and when there is none
+// but state_dir holds a federation's history (rounds.jsonl with rounds, or
+// best.ckpt), which a fresh start would overwrite.
 std::optional<FederationState> loadFederationState(const std::string& state_dir);
 std::optional<FederationState> loadFederationStateFile(const std::string& checkpoint_path);
 

@@ -15,6 +15,7 @@
 #include "common/payload.h"
 #include "common/status_file.h"
 #include "coordinator/federation.h"
+#include "coordinator/final_fetches.h"
 #include "coordinator/session_impl.h"
 
 namespace tapestry::coordinator {
@@ -44,9 +45,17 @@ Server::Impl::Impl(CoordinatorConfig config)
     throw std::runtime_error("state in " + config_.state_dir + " belongs to federation '" + state->federation_id +
                              "', not '" + config_.federation_id + "'; point state_dir elsewhere or fix federation_id");
   if (state) {
+    const bool finished =
+        state->has_consensus && config_.rounds.max_rounds > 0 && state->round >= config_.rounds.max_rounds;
     LOG_INFO("resuming federation '" << state->federation_id << "' from " << checkpointPath(config_.state_dir)
                                      << ": consensus z_" << state->round << " of " << state->parameter_count
-                                     << " parameters; round " << state->round + 1 << " is next");
+                                     << " parameters; "
+                                     << (finished ? "it has finished its rounds.max " +
+                                                        std::to_string(config_.rounds.max_rounds) +
+                                                        " rounds, so z_" + std::to_string(state->round) +
+                                                        " is the final consensus (raise rounds.max to go on)"
+                                                  : "round " + std::to_string(state->round + 1) + " is next"));
+    if (finished) got_final_ = loadFinalFetches(config_.state_dir, state->round);
   }
   auto aggregator = makeAggregator(config_.device, config_.cpu_threads);
   federation_ = std::make_unique<Federation>(config_, state ? std::move(*state) : FederationState{},
@@ -224,7 +233,8 @@ void Server::Impl::watchInitialProvider() {
 bool Server::Impl::identityActive(const std::string& identity) const { return sessions_.count(identity) > 0; }
 
 void Server::Impl::sessionClosed(Session* session, bool was_admitted, bool got_final) {
-  if (was_admitted && got_final) got_final_.insert(session->identity());
+  if (was_admitted && got_final && got_final_.insert(session->identity()).second)
+    recordFinalFetch(config_.state_dir, federation_->round(), session->identity());
   if (was_admitted) {
     auto it = sessions_.find(session->identity());
     if (it != sessions_.end() && it->second.get() == session) {

@@ -56,6 +56,26 @@ TEST(Config, UnknownKeyIsRejectedByItsDottedPath) {
   EXPECT_TRUE(contains(err, "unknown key \"roundz\"")) << err;
 }
 
+// The message lists every key the section takes, present in the file or
+// not, and names the one a misspelling was meant to be.
+TEST(Config, UnknownKeyNamesTheKeysTakenAndTheLikelyOne) {
+  const json j = json::parse(R"({"max": 5, "max_stalenes": 2, "learning_rate": 0.1})");
+  ConfigReader rounds(j, "c.json", "rounds");
+  rounds.optional<int>("max", 0);
+  rounds.optional<int>("max_staleness", 0);
+  rounds.optional<double>("staleness_exponent", 0.5);
+  rounds.has("push_grace_s");
+  std::string err = configError([&] { rounds.finish(); });
+  EXPECT_TRUE(contains(err, "unknown key \"rounds.learning_rate\"; remove it or fix its spelling")) << err;
+  EXPECT_TRUE(contains(err, "(keys of this section: max, max_staleness, staleness_exponent, push_grace_s)")) << err;
+  const json typo = json::parse(R"({"max": 5, "max_stalenes": 2})");
+  ConfigReader again(typo, "c.json", "rounds");
+  again.optional<int>("max", 0);
+  again.optional<int>("max_staleness", 0);
+  err = configError([&] { again.finish(); });
+  EXPECT_TRUE(contains(err, "unknown key \"rounds.max_stalenes\"; did you mean \"rounds.max_staleness\"?")) << err;
+}
+
 TEST(Config, WrongTypeNamesTheField) {
   const json j = json::parse(R"({"a": "three", "b": 1, "c": 2, "d": -1, "e": 1.5, "f": ["x", 2],
                                  "net": {"port": "eighty"}})");

@@ -260,6 +260,33 @@ TEST_F(ScaffoldBackoffTest, TheBestConsensusIsKeptForEveryAlgorithmButRestoredOn
   EXPECT_EQ(loadFederationState(dir_)->best_round, 0u) << "the best round is part of the checkpoint";
 }
 
+// Outside SCAFFOLD nothing undoes a collapse, so the operator is warned when
+// it happens, every 10 rounds while it lasts, and told when it is over.
+TEST_F(ScaffoldBackoffTest, ACollapseOfAnyAlgorithmIsReportedToTheOperator) {
+  auto f = make(fedavg());
+  bootstrap(*f, {"a", "b"}, vectorFor(1));
+  common::setLogLevel(common::LogLevel::kInfo);  // the fixture keeps tests quiet
+  ::testing::internal::CaptureStderr();
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.80, 10));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.45, 20));  // worse, not collapsed
+  for (unsigned r = 0; r < 11; ++r) ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.1275, 30 + r));
+  ASSERT_NO_FATAL_FAILURE(ratedRound(*f, 0.70, 50));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  const auto count = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("round 3: the members' validation accuracy of z_2 12.75% has collapsed from the best so far, "
+                  "accuracy of z_0 80.00%"),
+            1u)
+      << log;
+  EXPECT_EQ(count("is still collapsed (11 rounds)"), 1u) << log;
+  EXPECT_EQ(count("collapsed"), 2u) << log;
+  EXPECT_NE(log.find("copy best.ckpt over coordinator.ckpt"), std::string::npos) << log;
+  EXPECT_NE(log.find("round 14: the consensus recovered, accuracy of z_13 70.00%"), std::string::npos) << log;
+}
+
 TEST(BestConsensus, BitsPerByteImproveDownwardsAndCollapseUpwards) {
   EXPECT_TRUE(improvesOn(0.5, -1, true)) << "anything beats nothing";
   EXPECT_FALSE(improvesOn(-1, 0.5, true)) << "no metric is no improvement";

@@ -229,9 +229,28 @@ TEST(Federation, ARestartedFinishedCoordinatorWaitsForMembersWithoutTheFinalCons
   runToTheEnd(h, o.workers);
   const std::string final_file = h.path("state/" + h.workerName(0) + "/consensus.ckpt");
   const auto final_consensus = section(final_file, "consensus");
-  std::filesystem::remove(final_file);
 
+  // Every member has the final consensus, as state/coordinator/final_fetched.jsonl
+  // records: a restart says so and leaves after a short linger.
+  std::ofstream(h.path("logs/coordinator.log"), std::ios::trunc);
   auto coordinator = h.startCoordinator();
+  expectExit(coordinator, 0, h, "coordinator");
+  EXPECT_NE(h.log("coordinator").find("so z_1 is the final consensus"), std::string::npos) << h.log("coordinator");
+  EXPECT_NE(h.log("coordinator").find("all workers have left with the final consensus"), std::string::npos)
+      << h.log("coordinator");
+  EXPECT_EQ(h.log("coordinator").find("never fetched"), std::string::npos) << h.log("coordinator");
+
+  // As if the coordinator had stopped before worker-0 got it: worker-0 is waited for.
+  const std::string fetched = h.path("state/coordinator/final_fetched.jsonl");
+  std::string others;
+  {
+    std::ifstream in(fetched);
+    for (std::string line; std::getline(in, line);)
+      if (line.find("\"" + h.workerName(0) + "\"") == std::string::npos) others += line + "\n";
+  }
+  std::ofstream(fetched, std::ios::trunc) << others;
+  std::filesystem::remove(final_file);
+  coordinator = h.startCoordinator();
   ASSERT_TRUE(h.waitForLog("coordinator", "member(s) to fetch the final consensus", seconds(60))) << h.log("coordinator");
   std::this_thread::sleep_for(seconds(4));  // past the short linger of a coordinator whose members all have it
   ASSERT_TRUE(coordinator.running()) << h.log("coordinator");
