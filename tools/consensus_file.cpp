@@ -29,6 +29,14 @@ ConsensusFile readConsensusFile(const std::string& path) {
     if (meta.value("kind", "") == "tapestry-push")
       throw std::runtime_error("it is a worker's audit copy, which carries no model spec; read it with the "
                                "worker's model given (tapestry eval --model-json '<the worker's model>')");
+    if (meta.value("kind", "") == "tapestry-worker")
+      throw std::runtime_error("it is a worker's own state (worker.ckpt), not a consensus; pass the worker's "
+                               "consensus.ckpt (the final consensus), or the coordinator's coordinator.ckpt or "
+                               "best.ckpt");
+    const std::string kind = meta.value("kind", "");
+    if (kind != "tapestry-coordinator" && kind != "tapestry-consensus" && kind != "tapestry-finetuned")
+      throw std::runtime_error("it is a Tapestry checkpoint of kind '" + kind +
+                               "'; pass a consensus.ckpt, coordinator.ckpt or best.ckpt");
     if (meta.contains("has_consensus") && !meta.at("has_consensus").get<bool>())
       throw std::runtime_error("it holds no consensus yet (the federation has not started)");
     out.round = meta.at("round").get<uint64_t>();

@@ -67,12 +67,14 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, Live
   if (s.at("parameters").get<uint64_t>() > 0)
     out << "; model " << s.at("model").get<std::string>() << " (" << s.at("parameters").get<uint64_t>()
         << " parameters)";
+  const bool killed = state == "running" && liveness == Liveness::kGone;
+  const bool live = state == "running" && !killed;
   out << "\ncoordinator pid " << c.at("pid").get<int64_t>() << " on " << c.at("listen").get<std::string>() << " ("
-      << c.at("aggregator").get<std::string>() << "), " << state << "; status written " << fixed(age, 1)
-      << " s ago\n";
+      << c.at("aggregator").get<std::string>() << "), " << (killed ? "not running" : state) << "; status written "
+      << fixed(age, 1) << " s ago\n";
   bool healthy = state == "running" || state == "finished" || liveness == Liveness::kStarting;
   out << describeLiveness(liveness, "coordinator");
-  if (state == "running" && liveness == Liveness::kGone) {
+  if (killed) {
     out << "  no process holds its state_dir: the coordinator was killed; its last status is below\n";
     healthy = false;
   } else if (state == "running" && liveness != Liveness::kStarting && age > kStuckAfterSeconds) {
@@ -84,16 +86,19 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, Live
 
   const uint64_t max_rounds = s.at("max_rounds").get<uint64_t>();
   const auto& members = s.at("members");
+  // What a status that is no longer current said, told as past.
+  const std::string then = live ? "" : "when it stopped: ";
   if (!s.at("has_consensus").get<bool>()) {
-    out << "waiting for the initial consensus z_0";
+    out << then << "waiting for the initial consensus z_0";
     const std::string provider = s.value("initial_provider", "");
     out << (provider.empty() ? " (no member connected yet)" : " from " + provider) << "\n";
   } else if (s.at("finished").get<bool>()) {
     out << "finished after " << s.at("consensus_round").get<uint64_t>() << " rounds\n";
   } else {
-    out << "round " << s.at("open_round").get<uint64_t>() << (max_rounds ? "/" + std::to_string(max_rounds) : "")
-        << " open for " << fixed(s.at("open_for_s").get<double>(), 1) << " s";
-    if (s.contains("deadline_in_s")) {
+    out << then << "round " << s.at("open_round").get<uint64_t>()
+        << (max_rounds ? "/" + std::to_string(max_rounds) : "") << " open for "
+        << fixed(s.at("open_for_s").get<double>(), 1) << " s";
+    if (live && s.contains("deadline_in_s")) {
       const double left = s.at("deadline_in_s").get<double>();
       out << (left >= 0 ? ", deadline in " + fixed(left, 1) + " s" : ", deadline passed " + fixed(-left, 1) + " s ago");
     }
@@ -120,11 +125,13 @@ StatusReport formatCoordinatorStatus(const nlohmann::json& s, double now_s, Live
                   m.value("address", "").c_str());
     out << line;
   }
-  out << s.at("known_members").get<uint64_t>() << " members have joined this federation so far\n";
+  const uint64_t known = s.at("known_members").get<uint64_t>();
+  out << known << (known == 1 ? " member has" : " members have") << " joined this federation so far\n";
   if (s.contains("last_round")) {
     const auto& r = s.at("last_round");
     const uint64_t round = r.at("round").get<uint64_t>();
-    out << "last round " << round << ": " << r.at("contributors").get<uint64_t>() << " contributors";
+    const uint64_t contributors = r.at("contributors").get<uint64_t>();
+    out << "last round " << round << ": " << contributors << (contributors == 1 ? " contributor" : " contributors");
     if (r.value("late", uint64_t{0}) > 0) out << " (" << r.at("late").get<uint64_t>() << " late)";
     out << ", " << fixed(r.at("bytes_received").get<double>() / 1e6, 1) << " MB received, "
         << fixed(r.at("seconds").get<double>(), 2) << " s";
@@ -185,16 +192,21 @@ int runStatusCommand(const std::vector<std::string>& args) {
     return 0;
   }
   std::map<std::string, std::string> flags;
-  bool usable = args.size() % 2 == 0;
-  for (size_t i = 0; usable && i + 1 < args.size(); i += 2) {
+  std::string problem;
+  for (size_t i = 0; problem.empty() && i < args.size(); i += 2) {
     const bool known = args[i] == "--state-dir" || args[i] == "--config" || args[i] == "--workdir";
-    usable = known && !args[i + 1].empty() && flags.emplace(args[i], args[i + 1]).second;
+    if (!known) problem = "unknown option '" + args[i] + "'";
+    else if (i + 1 >= args.size() || args[i + 1].empty()) problem = "option " + args[i] + " needs a value";
+    else if (!flags.emplace(args[i], args[i + 1]).second) problem = "option " + args[i] + " given twice";
   }
   const std::string state_dir_flag = flags.count("--state-dir") ? flags["--state-dir"] : "";
   const std::string config = flags.count("--config") ? flags["--config"] : "";
   const std::string workdir = flags.count("--workdir") ? flags["--workdir"] : "";
-  if (!usable || state_dir_flag.empty() == config.empty() || (!workdir.empty() && config.empty())) {
-    std::cerr << kUsage;
+  if (problem.empty() && state_dir_flag.empty() && config.empty()) problem = "give --state-dir or --config";
+  if (problem.empty() && !state_dir_flag.empty() && !config.empty()) problem = "give --state-dir or --config, not both";
+  if (problem.empty() && !workdir.empty() && config.empty()) problem = "--workdir goes with --config only";
+  if (!problem.empty()) {
+    std::cerr << "tapestry status: " << problem << "\n" << kUsage;
     return 2;
   }
   std::string state_dir = state_dir_flag;
@@ -207,8 +219,9 @@ int runStatusCommand(const std::vector<std::string>& args) {
     }
     const std::string path = common::statusPath(state_dir);
     if (!std::filesystem::exists(path)) {
-      std::cerr << "tapestry status: no " << path << ": no coordinator or worker has run on this state_dir "
-                << "(or a version that does not write one); is the path the config's state_dir?\n";
+      std::cerr << "tapestry status: no " << path << ": no coordinator or worker has got far enough on this "
+                << "state_dir to write one (it never ran there, or stopped at start: its log says why), or the path "
+                << "is not the config's state_dir\n";
       return 1;
     }
     nlohmann::json status;

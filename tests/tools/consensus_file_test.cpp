@@ -37,5 +37,27 @@ TEST(ConsensusFile, AnAuditCopyIsReadWithTheWorkersModelAndNamedWhenReadWithout)
   fs::remove_all(dir);
 }
 
+TEST(ConsensusFile, AWorkersOwnStateIsNamedWithTheFilesToPassInstead) {
+  fs::path dir = fs::temp_directory_path() / ("tapestry-consensus-file-worker-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  common::CheckpointWriter writer;
+  writer.setMetadata(nlohmann::json({{"kind", "tapestry-worker"}, {"last_round", 4}}).dump());
+  const float w[2] = {1, 2};
+  writer.addSection("parameters", w, sizeof w);
+  const std::string path = (dir / "worker.ckpt").string();
+  writer.commit(path);
+  try {
+    readConsensusFile(path);
+    ADD_FAILURE() << "a worker state was read as a consensus checkpoint";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("it is a worker's own state (worker.ckpt), not a consensus; pass the worker's consensus.ckpt"),
+              std::string::npos)
+        << what;
+    EXPECT_EQ(what.find("json"), std::string::npos) << what;
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace tapestry::tools

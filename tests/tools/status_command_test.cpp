@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tools/commands.h"
+
 namespace tapestry::tools {
 namespace {
 
@@ -54,13 +56,20 @@ TEST(StatusCommand, ARunningStatusWithNoProcessBehindItMeansKilled) {
   const StatusReport report = formatCoordinatorStatus(s, kNow, Liveness::kGone);
   EXPECT_FALSE(report.healthy);
   EXPECT_NE(report.text.find("the coordinator was killed"), std::string::npos) << report.text;
+  EXPECT_NE(report.text.find("), not running; status written 1.0 s ago"), std::string::npos) << report.text;
+  EXPECT_EQ(report.text.find("), running;"), std::string::npos) << "no 'running' next to 'killed':\n" << report.text;
+  EXPECT_NE(report.text.find("when it stopped: round 12/40 open for 3.2 s;"), std::string::npos) << report.text;
+  EXPECT_EQ(report.text.find("deadline in"), std::string::npos) << "a dead deadline:\n" << report.text;
 }
 
 TEST(StatusCommand, StoppedAndFinishedAreTold) {
   nlohmann::json s = runningStatus();
   s["updated_at"] = kNow - 600.0;
   s["coordinator"]["state"] = "stopped";
-  EXPECT_FALSE(formatCoordinatorStatus(s, kNow, Liveness::kAlive).healthy) << "stopped before the last round";
+  const StatusReport stopped = formatCoordinatorStatus(s, kNow, Liveness::kAlive);
+  EXPECT_FALSE(stopped.healthy) << "stopped before the last round";
+  EXPECT_NE(stopped.text.find("when it stopped: round 12/40"), std::string::npos) << stopped.text;
+  EXPECT_EQ(stopped.text.find("deadline in"), std::string::npos) << stopped.text;
 
   s["coordinator"]["state"] = "finished";
   s["finished"] = true;
@@ -143,6 +152,22 @@ TEST(StatusCommand, ANewProcessOnTheStateDirOrALockThatCannotBeProbedIsNoAlarm) 
   w["state"] = "refused";
   EXPECT_FALSE(formatWorkerStatus(w, kNow, Liveness::kUnknown).healthy);
   EXPECT_TRUE(formatWorkerStatus(workerStatus(), kNow, Liveness::kStarting).healthy);
+}
+
+TEST(StatusCommand, AWrongArgumentIsNamedBeforeTheUsage) {
+  const auto error = [](const std::vector<std::string>& args) {
+    ::testing::internal::CaptureStderr();
+    const int rc = runStatusCommand(args);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(rc, 2) << err;
+    return err.substr(0, err.find('\n'));
+  };
+  EXPECT_EQ(error({"--config"}), "tapestry status: option --config needs a value");
+  EXPECT_EQ(error({"--confg", "x.json"}), "tapestry status: unknown option '--confg'");
+  EXPECT_EQ(error({}), "tapestry status: give --state-dir or --config");
+  EXPECT_EQ(error({"--state-dir", "a", "--config", "b"}), "tapestry status: give --state-dir or --config, not both");
+  EXPECT_EQ(error({"--state-dir", "a", "--state-dir", "b"}), "tapestry status: option --state-dir given twice");
+  EXPECT_EQ(error({"--state-dir", "a", "--workdir", "b"}), "tapestry status: --workdir goes with --config only");
 }
 
 }  // namespace
