@@ -211,6 +211,19 @@ TEST_F(PartitionCommand, WritesShardsAndPrintsHistograms) {
   EXPECT_EQ(std::count(printed.begin(), printed.end(), '\n'), 5) << printed;  // summary, header, 3 rows
 }
 
+TEST_F(PartitionCommand, ShardsOfAnEarlierPartitionOverMoreWorkersAreNotLeftBeside) {
+  const std::string out = (root_ / "shards").string();
+  const std::string data = (root_ / "data").string();
+  ASSERT_EQ(run({"--data", data, "--out", out, "--workers", "4"}), 0) << err_.str();
+  ASSERT_EQ(run({"--data", data, "--out", out, "--workers", "4", "--seed", "2"}), 0) << "the same workers: rewritten";
+  EXPECT_EQ(run({"--data", data, "--out", out, "--workers", "2"}), 1);
+  EXPECT_NE(err_.str().find("holds shards of an earlier partition over more workers (worker-2, worker-3)"),
+            std::string::npos)
+      << err_.str();
+  fs::remove_all(out);
+  EXPECT_EQ(run({"--data", data, "--out", out, "--workers", "2"}), 0) << err_.str();
+}
+
 TEST_F(PartitionCommand, UsageErrorsReturnTwo) {
   EXPECT_EQ(run({"--workers", "3"}), 2);
   EXPECT_NE(err_.str().find("--out DIR is required"), std::string::npos);

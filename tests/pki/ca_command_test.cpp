@@ -104,8 +104,19 @@ TEST_F(CaCommandTest, BadValuesAndMissingCaAreReported) {
   EXPECT_TRUE(errorMentions("1 to 64 characters")) << err_text_.str();
 
   EXPECT_EQ(run({"issue", "--ca", ca_, "--out", out_, "--name", "w1", "--worker"}), 1);
-  EXPECT_TRUE(errorMentions("tapestry ca init --dir " + ca_)) << err_text_.str();
+  EXPECT_TRUE(errorMentions("pass the directory made by `tapestry ca init` as --ca")) << err_text_.str();
   EXPECT_FALSE(std::filesystem::exists(out_ + "/w1.key"));
+
+  // The CA's key kept offline, as the README suggests: bring it back, not a new CA.
+  ASSERT_EQ(run({"init", "--dir", ca_}), 0) << err_text_.str();
+  std::filesystem::rename(ca_ + "/ca.key", root_ + "/offline.key");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"issue", "--ca", ca_, "--out", out_, "--name", "w1", "--worker"},
+        std::vector<std::string>{"crl", "--ca", ca_}}) {
+    EXPECT_EQ(run(args), 1);
+    EXPECT_TRUE(errorMentions("bring ca.key back from where it is kept offline")) << err_text_.str();
+    EXPECT_TRUE(errorMentions("do not make a new CA")) << err_text_.str();
+  }
 
   EXPECT_EQ(run({"revoke", "--ca", ca_, "--cert", root_ + "/missing.crt"}), 1);
   EXPECT_TRUE(errorMentions("tapestry ca: error:")) << err_text_.str();

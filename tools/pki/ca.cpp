@@ -59,12 +59,18 @@ void validateDays(int days) {
 }
 
 CaMaterial loadCa(const std::string& dir) {
-  const std::string hint = "pass the directory made by `tapestry ca init --dir " + dir +
-                           "` as --ca, or create one with that command";
+  const std::string hint = "pass the directory made by `tapestry ca init` as --ca (a new CA would not be the "
+                           "consortium's: every certificate it signed would stop working)";
   CaMaterial ca;
   ca.dir = dir;
   ca.cert = readCertificatePem(joinPath(dir, kCaCertFile), hint);
-  ca.key = readPrivateKeyPem(joinPath(dir, kCaKeyFile), hint);
+  // The README suggests keeping ca.key offline: a directory with the
+  // certificate but not the key most likely is such a CA.
+  ca.key = readPrivateKeyPem(joinPath(dir, kCaKeyFile),
+                             "this command signs with the CA's private key: bring " + std::string(kCaKeyFile) +
+                                 " back from where it is kept offline into " + dir +
+                                 " (or run the command where the key is); do not make a new CA, which would "
+                                 "invalidate every certificate the consortium holds");
   if (X509_check_private_key(ca.cert.get(), ca.key.get()) != 1) {
     throw opensslError(joinPath(dir, kCaKeyFile) + " does not match " + joinPath(dir, kCaCertFile),
                        "restore both files of the CA directory from the same backup");

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -76,6 +77,29 @@ void printHistograms(const ImageDataset& data, const std::vector<std::vector<siz
   }
 }
 
+// Shards worker-K and above left in `out_dir` by an earlier partition over
+// more workers would hold data the new shards also hold.
+void refuseStaleShards(const std::string& out_dir, uint64_t workers) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> stale;
+  for (const fs::directory_entry& e : fs::directory_iterator(out_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("worker-", 0) != 0 || name.size() == 7) continue;
+    const std::string digits = name.substr(7);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    if (std::stoull(digits) >= workers) stale.push_back(name);
+  }
+  if (stale.empty()) return;
+  std::sort(stale.begin(), stale.end());
+  std::string names;
+  for (size_t i = 0; i < stale.size() && i < 8; ++i) names += (i ? ", " : "") + stale[i];
+  if (stale.size() > 8) names += ", ...";
+  throw std::runtime_error(out_dir + " holds shards of an earlier partition over more workers (" + names +
+                           "), whose data the new shards would share; remove them (or the whole directory) or "
+                           "pick another --out");
+}
+
 }  // namespace
 
 int runPartitionCommand(const std::vector<std::string>& args) {
@@ -130,6 +154,7 @@ int runPartitionCommand(const std::vector<std::string>& args, std::ostream& out,
   }
 
   try {
+    refuseStaleShards(out_dir, options.workers);
     ImageDataset data = loadFashionMnist(data_dir, true);
     if (limit > 0 && limit < data.size()) {
       data.labels.resize(limit);
