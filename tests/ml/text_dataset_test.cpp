@@ -78,6 +78,8 @@ TEST_F(TextShardTest, ImageShardsStillLoadAsImages) {
 
 TEST_F(TextShardTest, BadShardsGetClearErrors) {
   EXPECT_NE(loadError(path("missing")).find("does not exist"), std::string::npos);
+  write(path("a-file"), "{}");
+  EXPECT_NE(loadError(path("a-file")).find("is not a directory"), std::string::npos) << loadError(path("a-file"));
   fs::create_directories(path("empty"));
   EXPECT_NE(loadError(path("empty")).find("neither"), std::string::npos);
 

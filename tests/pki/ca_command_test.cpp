@@ -81,6 +81,11 @@ TEST_F(CaCommandTest, FullLifecycleReportsWrittenFiles) {
       << err_text_.str();
   EXPECT_NE(out_text_.str().find(out_ + "/coord.crt"), std::string::npos);
   EXPECT_NE(out_text_.str().find(out_ + "/coord.key"), std::string::npos);
+  EXPECT_EQ(out_text_.str().find("valid for DNS localhost"), std::string::npos) << "names were given";
+  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/local", "--name", "coord", "--coordinator", "--days", "30"}), 0)
+      << err_text_.str();
+  EXPECT_NE(out_text_.str().find("valid for DNS localhost, IP 127.0.0.1 and IP ::1 only"), std::string::npos)
+      << out_text_.str();
   ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_, "--name", "w1", "--worker", "--days", "30"}),
             0)
       << err_text_.str();
@@ -88,6 +93,9 @@ TEST_F(CaCommandTest, FullLifecycleReportsWrittenFiles) {
   const std::string serial = certificateSerialHex(out_ + "/w1.crt");
   ASSERT_EQ(run({"revoke", "--ca", ca_, "--cert", out_ + "/w1.crt"}), 0) << err_text_.str();
   EXPECT_NE(out_text_.str().find("revoked serial " + serial), std::string::npos);
+  ASSERT_EQ(run({"revoke", "--ca", ca_, "--cert", out_ + "/w1.crt"}), 0) << err_text_.str();
+  EXPECT_NE(out_text_.str().find("serial " + serial + " (" + out_ + "/w1.crt) was revoked already"), std::string::npos)
+      << out_text_.str();
   EXPECT_EQ(run({"crl", "--ca", ca_}), 0);
 
   EXPECT_EQ(run({"init", "--dir", ca_}), 1);

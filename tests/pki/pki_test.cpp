@@ -309,8 +309,8 @@ TEST_F(PkiTest, RevocationAccumulatesAndFailsCrlCheckedVerification) {
     first_number = ASN1_INTEGER_get(number.get());
   }
 
-  revokeCertificate(ca_dir_, revoked.cert_path);
-  revokeCertificate(ca_dir_, revoked.cert_path);
+  EXPECT_TRUE(revokeCertificate(ca_dir_, revoked.cert_path));
+  EXPECT_FALSE(revokeCertificate(ca_dir_, revoked.cert_path)) << "revoked already";
   X509Ptr bad = loadCert(revoked.cert_path);
   X509CrlPtr crl = loadCrl(ca_dir_ + "/crl.pem");
   X509_REVOKED* entry = nullptr;

@@ -130,6 +130,9 @@ int runIssue(const std::vector<std::string>& args, std::ostream& out) {
       << "):\n"
       << "  " << files.cert_path << "\n"
       << "  " << files.key_path << "  (private, mode 0600)\n";
+  if (options.kind == CertKind::kCoordinator && options.dns_names.empty() && options.ip_addresses.empty())
+    out << "  valid for DNS localhost, IP 127.0.0.1 and IP ::1 only (no --dns or --ip given): workers on other "
+           "machines need a certificate issued with the coordinator's --dns name or --ip address\n";
   return 0;
 }
 
@@ -137,8 +140,9 @@ int runRevoke(const std::vector<std::string>& args, std::ostream& out) {
   ParsedOptions parsed(args, "revoke", {"--ca", "--cert"}, {});
   std::string ca_dir = parsed.required("--ca");
   std::string cert_path = parsed.required("--cert");
-  revokeCertificate(ca_dir, cert_path);
-  out << "revoked serial " << certificateSerialHex(cert_path) << " (" << cert_path << ")\n"
+  const bool fresh = revokeCertificate(ca_dir, cert_path);
+  out << (fresh ? "revoked serial " : "serial ") << certificateSerialHex(cert_path) << " (" << cert_path << ")"
+      << (fresh ? "" : " was revoked already") << "\n"
       << "  wrote " << detail::joinPath(ca_dir, detail::kCrlFile)
       << "; copy it to the coordinator and workers\n";
   return 0;

@@ -115,7 +115,7 @@ void writeCrl(const CaMaterial& ca) {
 
 }  // namespace detail
 
-void revokeCertificate(const std::string& ca_dir, const std::string& cert_path) {
+bool revokeCertificate(const std::string& ca_dir, const std::string& cert_path) {
   detail::CaMaterial ca = detail::loadCa(ca_dir);
   detail::X509Ptr cert = detail::readCertificatePem(
       cert_path, "pass a certificate file written by `tapestry ca issue`");
@@ -142,6 +142,7 @@ void revokeCertificate(const std::string& ca_dir, const std::string& cert_path) 
     detail::writeFileAtomic(path, text, 0644);
   }
   detail::writeCrl(ca);
+  return !already;
 }
 
 void refreshCrl(const std::string& ca_dir) {

@@ -49,7 +49,8 @@ IssuedFiles issueCertificate(const IssueOptions& options);
 
 // Adds the certificate's serial to ca_dir/revoked.txt (idempotent) and
 // rewrites ca_dir/crl.pem. Refuses certificates this CA did not sign.
-void revokeCertificate(const std::string& ca_dir, const std::string& cert_path);
+// False when the serial was revoked already.
+bool revokeCertificate(const std::string& ca_dir, const std::string& cert_path);
 
 // Re-signs ca_dir/crl.pem from revoked.txt with lastUpdate = now and
 // nextUpdate = now + 30 days. Run it before the published CRL expires.

@@ -35,8 +35,11 @@ Dataset Dataset::fromText(std::string bytes) {
 Shard loadShard(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw std::runtime_error("shard directory '" + dir +
-                             "' does not exist; create shards with `tapestry partition --out DIR` "
+    throw std::runtime_error("shard directory '" + dir + "' " +
+                             (fs::exists(dir, ec) ? "is not a directory (data.shard names the directory that holds "
+                                                    "the shard's files)"
+                                                  : "does not exist") +
+                             "; create shards with `tapestry partition --out DIR` "
                              "(images) or `tapestry partition text --out DIR` (text)");
   }
   const fs::path root(dir);
