@@ -53,6 +53,7 @@ void issue(const std::string& ca, const std::string& out, const std::string& nam
   o.name = name;
   o.kind = kind;
   o.days = kBenchCertificateDays;
+  o.renew = true;  // the bench's own CA
   if (kind == CertKind::kCoordinator) {
     o.dns_names = {"localhost"};
     o.ip_addresses = {"127.0.0.1"};

@@ -40,6 +40,7 @@ void ensureLocalCertificates(const std::string& pki_dir, size_t workers) {
     o.kind = CertKind::kCoordinator;
     o.dns_names = {"localhost"};
     o.ip_addresses = {"127.0.0.1"};
+    o.renew = true;
     issueCertificate(o);
   }
   for (size_t k = 0; k < workers; ++k) {
@@ -50,6 +51,7 @@ void ensureLocalCertificates(const std::string& pki_dir, size_t workers) {
     o.out_dir = pki.string();
     o.name = name;
     o.kind = CertKind::kWorker;
+    o.renew = true;  // a local federation's own CA: a lost key is simply replaced
     issueCertificate(o);
   }
 }

@@ -67,7 +67,7 @@ TEST_F(CaCommandTest, UsageErrorsReturnTwoWithUsage) {
 
 TEST_F(CaCommandTest, HelpPrintsUsageAndSucceeds) {
   EXPECT_EQ(run({"--help"}), 0);
-  EXPECT_NE(out_text_.str().find("tapestry ca revoke --ca DIR --cert FILE"), std::string::npos);
+  EXPECT_NE(out_text_.str().find("tapestry ca revoke --ca DIR (--cert FILE | --serial HEX)"), std::string::npos);
 }
 
 TEST_F(CaCommandTest, FullLifecycleReportsWrittenFiles) {
@@ -82,7 +82,7 @@ TEST_F(CaCommandTest, FullLifecycleReportsWrittenFiles) {
   EXPECT_NE(out_text_.str().find(out_ + "/coord.crt"), std::string::npos);
   EXPECT_NE(out_text_.str().find(out_ + "/coord.key"), std::string::npos);
   EXPECT_EQ(out_text_.str().find("valid for DNS localhost"), std::string::npos) << "names were given";
-  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/local", "--name", "coord", "--coordinator", "--days", "30"}), 0)
+  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/local", "--name", "coord2", "--coordinator", "--days", "30"}), 0)
       << err_text_.str();
   EXPECT_NE(out_text_.str().find("valid for DNS localhost, IP 127.0.0.1 and IP ::1 only"), std::string::npos)
       << out_text_.str();
@@ -105,6 +105,42 @@ TEST_F(CaCommandTest, FullLifecycleReportsWrittenFiles) {
   EXPECT_TRUE(errorMentions("already exists")) << err_text_.str();
   EXPECT_EQ(run({"issue", "--ca", ca_, "--out", out_, "--name", "w2", "--worker"}), 2);
   EXPECT_TRUE(errorMentions("pass --days")) << err_text_.str();
+}
+
+// One identity, one live certificate: a second needs --renew, and the old one
+// can then be revoked by the serial the CA recorded, its file long gone.
+TEST_F(CaCommandTest, ASecondLiveCertificateForANameNeedsRenewAndTheOldIsRevokedBySerial) {
+  ASSERT_EQ(run({"init", "--dir", ca_}), 0) << err_text_.str();
+  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/a", "--name", "hospital-a", "--worker", "--days", "30"}), 0)
+      << err_text_.str();
+  const std::string old_serial = certificateSerialHex(out_ + "/a/hospital-a.crt");
+  EXPECT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/b", "--name", "hospital-a", "--worker", "--days", "30"}), 1);
+  EXPECT_TRUE(errorMentions("has already issued 'hospital-a' a certificate that is still valid (serial " + old_serial))
+      << err_text_.str();
+  EXPECT_TRUE(errorMentions("pass --renew")) << err_text_.str();
+  EXPECT_FALSE(std::filesystem::exists(out_ + "/b/hospital-a.key"));
+
+  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/b", "--name", "hospital-a", "--worker", "--days", "30",
+                 "--renew"}),
+            0)
+      << err_text_.str();
+  EXPECT_NE(out_text_.str().find("revoke it with tapestry ca revoke --ca " + ca_ + " --serial " + old_serial),
+            std::string::npos)
+      << out_text_.str();
+  std::filesystem::remove_all(out_ + "/a");
+  ASSERT_EQ(run({"revoke", "--ca", ca_, "--serial", old_serial}), 0) << err_text_.str();
+  EXPECT_NE(out_text_.str().find("revoked serial " + old_serial), std::string::npos) << out_text_.str();
+  // The renewed one is now the only live certificate: renewing again names no other.
+  ASSERT_EQ(run({"issue", "--ca", ca_, "--out", out_ + "/c", "--name", "hospital-a", "--worker", "--days", "30",
+                 "--renew"}),
+            0);
+  EXPECT_EQ(out_text_.str().find(old_serial), std::string::npos) << out_text_.str();
+
+  EXPECT_EQ(run({"revoke", "--ca", ca_, "--serial", "00ff00ff"}), 1);
+  EXPECT_TRUE(errorMentions("has no record of issuing serial")) << err_text_.str();
+  EXPECT_EQ(run({"revoke", "--ca", ca_, "--serial", "not-hex"}), 2);
+  EXPECT_TRUE(errorMentions("is not a serial number")) << err_text_.str();
+  EXPECT_EQ(run({"revoke", "--ca", ca_, "--serial", old_serial, "--cert", "x.crt"}), 2);
 }
 
 TEST_F(CaCommandTest, BadValuesAndMissingCaAreReported) {

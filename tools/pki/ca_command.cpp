@@ -13,8 +13,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: tapestry ca init --dir DIR [--name NAME] [--days N]\n"
     "       tapestry ca issue --ca DIR --out DIR --name NAME (--coordinator | --worker)\n"
-    "                         [--dns HOST]... [--ip ADDRESS]... [--days N]\n"
-    "       tapestry ca revoke --ca DIR --cert FILE\n"
+    "                         [--dns HOST]... [--ip ADDRESS]... [--days N] [--renew]\n"
+    "       tapestry ca revoke --ca DIR (--cert FILE | --serial HEX)\n"
     "       tapestry ca crl --ca DIR      (re-sign crl.pem; it is valid for 30 days)\n";
 
 // A mistake in the command line itself: answered with exit code 2 and usage.
@@ -112,7 +112,7 @@ int runInit(const std::vector<std::string>& args, std::ostream& out) {
 
 int runIssue(const std::vector<std::string>& args, std::ostream& out) {
   ParsedOptions parsed(args, "issue", {"--ca", "--out", "--name", "--dns", "--ip", "--days"},
-                       {"--coordinator", "--worker"});
+                       {"--coordinator", "--worker", "--renew"});
   IssueOptions options;
   options.ca_dir = parsed.required("--ca");
   options.out_dir = parsed.required("--out");
@@ -124,12 +124,17 @@ int runIssue(const std::vector<std::string>& args, std::ostream& out) {
   options.dns_names = parsed.all("--dns");
   options.ip_addresses = parsed.all("--ip");
   options.days = parsed.days(options.days);
+  options.renew = parsed.flag("--renew");
   IssuedFiles files = issueCertificate(options);
   out << "issued " << (options.kind == CertKind::kCoordinator ? "coordinator" : "worker")
       << " certificate '" << options.name << "' (serial " << certificateSerialHex(files.cert_path)
       << "):\n"
       << "  " << files.cert_path << "\n"
       << "  " << files.key_path << "  (private, mode 0600)\n";
+  for (const std::string& serial : files.still_live)
+    out << "  the earlier certificate of '" << options.name << "' (serial " << serial << ") is still valid: once "
+        << "this one is in place, revoke it with tapestry ca revoke --ca " << options.ca_dir << " --serial " << serial
+        << "\n";
   if (options.kind == CertKind::kCoordinator && options.dns_names.empty() && options.ip_addresses.empty())
     out << "  valid for DNS localhost, IP 127.0.0.1 and IP ::1 only (no --dns or --ip given): workers on other "
            "machines need a certificate issued with the coordinator's --dns name or --ip address\n";
@@ -137,12 +142,14 @@ int runIssue(const std::vector<std::string>& args, std::ostream& out) {
 }
 
 int runRevoke(const std::vector<std::string>& args, std::ostream& out) {
-  ParsedOptions parsed(args, "revoke", {"--ca", "--cert"}, {});
+  ParsedOptions parsed(args, "revoke", {"--ca", "--cert", "--serial"}, {});
   std::string ca_dir = parsed.required("--ca");
-  std::string cert_path = parsed.required("--cert");
-  const bool fresh = revokeCertificate(ca_dir, cert_path);
-  out << (fresh ? "revoked serial " : "serial ") << certificateSerialHex(cert_path) << " (" << cert_path << ")"
-      << (fresh ? "" : " was revoked already") << "\n"
+  const std::string cert_path = parsed.optional("--cert", "");
+  const std::string serial = parsed.optional("--serial", "");
+  if (cert_path.empty() == serial.empty()) throw UsageError("pass exactly one of --cert FILE and --serial HEX");
+  const bool fresh = cert_path.empty() ? revokeSerial(ca_dir, serial) : revokeCertificate(ca_dir, cert_path);
+  out << (fresh ? "revoked serial " : "serial ") << (cert_path.empty() ? serial : certificateSerialHex(cert_path))
+      << (cert_path.empty() ? "" : " (" + cert_path + ")") << (fresh ? "" : " was revoked already") << "\n"
       << "  wrote " << detail::joinPath(ca_dir, detail::kCrlFile)
       << "; copy it to the coordinator and workers\n";
   return 0;

@@ -3,6 +3,7 @@
 // certificate and key together, and regenerating its CRL. Callers that
 // change the directory hold a FileLock on lockPath() first.
 #include <string>
+#include <vector>
 
 #include "tools/pki/openssl_util.h"
 
@@ -28,6 +29,16 @@ CaMaterial loadCa(const std::string& dir);
 
 // Throws std::invalid_argument unless 1 <= days <= kMaxDays.
 void validateDays(int days);
+
+// One line of revoked.txt: "<hex serial> <YYYYMMDDHHMMSSZ>".
+struct RevokedEntry {
+  std::string serial_hex;
+  std::string revoked_at;
+};
+
+// The entries of dir/revoked.txt, serials normalised; throws
+// std::runtime_error naming a malformed line.
+std::vector<RevokedEntry> readRevoked(const std::string& ca_dir);
 
 // Signs a fresh dir/crl.pem listing every serial in dir/revoked.txt, with the
 // next CRL number from dir/crlnumber.

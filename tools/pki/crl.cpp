@@ -6,26 +6,18 @@
 #include <vector>
 
 #include "tools/pki/ca_store.h"
+#include "tools/pki/issued_index.h"
 #include "tools/pki/pki.h"
 #include "tools/pki/pki_files.h"
 
 namespace tapestry::tools {
-namespace {
-
-using detail::check;
-using detail::joinPath;
-
-// One line of revoked.txt: "<hex serial> <YYYYMMDDHHMMSSZ>".
-struct RevokedEntry {
-  std::string serial_hex;
-  std::string revoked_at;
-};
+namespace detail {
 
 std::vector<RevokedEntry> readRevoked(const std::string& ca_dir) {
-  const std::string path = joinPath(ca_dir, detail::kRevokedFile);
+  const std::string path = joinPath(ca_dir, kRevokedFile);
   std::vector<RevokedEntry> entries;
-  if (!detail::pathExists(path)) return entries;
-  std::istringstream lines(detail::readTextFile(path, "check the permissions of the CA directory"));
+  if (!pathExists(path)) return entries;
+  std::istringstream lines(readTextFile(path, "check the permissions of the CA directory"));
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos || line[0] == '#') continue;
@@ -33,18 +25,26 @@ std::vector<RevokedEntry> readRevoked(const std::string& ca_dir) {
     RevokedEntry entry;
     std::string extra;
     fields >> entry.serial_hex >> entry.revoked_at;
-    if (fields.fail() || (fields >> extra) || detail::serialFromHex(entry.serial_hex) == nullptr ||
-        detail::parseTime(entry.revoked_at) == nullptr) {
+    if (fields.fail() || (fields >> extra) || serialFromHex(entry.serial_hex) == nullptr ||
+        parseTime(entry.revoked_at) == nullptr) {
       ERR_clear_error();
       throw std::runtime_error(path + " line " + std::to_string(number) +
                                " is malformed: expected '<hex serial> <YYYYMMDDHHMMSSZ>'; fix or "
                                "remove that line, then run `tapestry ca crl --ca " + ca_dir + "`");
     }
-    entry.serial_hex = detail::serialToHex(detail::serialFromHex(entry.serial_hex).get());
+    entry.serial_hex = serialToHex(serialFromHex(entry.serial_hex).get());
     entries.push_back(entry);
   }
   return entries;
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::check;
+using detail::joinPath;
+using detail::RevokedEntry;
 
 long nextCrlNumber(const std::string& ca_dir) {
   const std::string path = joinPath(ca_dir, detail::kCrlNumberFile);
@@ -89,7 +89,7 @@ void addCrlExtensions(X509_CRL* crl, X509* ca_cert, long number) {
 namespace detail {
 
 void writeCrl(const CaMaterial& ca) {
-  std::vector<RevokedEntry> entries = readRevoked(ca.dir);
+  std::vector<RevokedEntry> entries = detail::readRevoked(ca.dir);
   long number = nextCrlNumber(ca.dir);
 
   X509CrlPtr crl(X509_CRL_new());
@@ -113,6 +113,23 @@ void writeCrl(const CaMaterial& ca) {
   writeFileAtomic(joinPath(ca.dir, kCrlFile), crlToPem(crl.get()), 0644);
 }
 
+// Adds `serial` (normalised) to revoked.txt unless it is there, and re-signs
+// the CRL; the caller holds the CA's lock. False when it was revoked already.
+bool revokeSerialLocked(const detail::CaMaterial& ca, const std::string& serial) {
+  bool already = false;
+  for (const RevokedEntry& entry : detail::readRevoked(ca.dir)) already = already || entry.serial_hex == serial;
+  if (!already) {
+    const std::string path = joinPath(ca.dir, detail::kRevokedFile);
+    std::string text;
+    if (detail::pathExists(path)) text = detail::readTextFile(path, "check the CA directory");
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += serial + " " + detail::formatGeneralizedTime(std::time(nullptr)) + "\n";
+    detail::writeFileAtomic(path, text, 0644);
+  }
+  detail::writeCrl(ca);
+  return !already;
+}
+
 }  // namespace detail
 
 bool revokeCertificate(const std::string& ca_dir, const std::string& cert_path) {
@@ -130,19 +147,28 @@ bool revokeCertificate(const std::string& ca_dir, const std::string& cert_path) 
   }
 
   detail::FileLock lock(joinPath(ca_dir, detail::kLockFile));
-  const std::string serial = detail::serialToHex(X509_get0_serialNumber(cert.get()));
-  bool already = false;
-  for (const RevokedEntry& entry : readRevoked(ca_dir)) already = already || entry.serial_hex == serial;
-  if (!already) {
-    const std::string path = joinPath(ca_dir, detail::kRevokedFile);
-    std::string text;
-    if (detail::pathExists(path)) text = detail::readTextFile(path, "check the CA directory");
-    if (!text.empty() && text.back() != '\n') text += '\n';
-    text += serial + " " + detail::formatGeneralizedTime(std::time(nullptr)) + "\n";
-    detail::writeFileAtomic(path, text, 0644);
+  return revokeSerialLocked(ca, detail::serialToHex(X509_get0_serialNumber(cert.get())));
+}
+
+bool revokeSerial(const std::string& ca_dir, const std::string& serial_hex) {
+  detail::Asn1IntegerPtr parsed = detail::serialFromHex(serial_hex);
+  if (parsed == nullptr) {
+    ERR_clear_error();
+    throw std::invalid_argument("'" + serial_hex + "' is not a serial number: pass the hexadecimal serial that "
+                                "`tapestry ca issue` printed");
   }
-  detail::writeCrl(ca);
-  return !already;
+  const std::string serial = detail::serialToHex(parsed.get());
+  detail::CaMaterial ca = detail::loadCa(ca_dir);
+  detail::FileLock lock(joinPath(ca_dir, detail::kLockFile));
+  bool known = false;
+  for (const detail::IssuedEntry& entry : detail::readIssued(ca_dir)) known = known || entry.serial_hex == serial;
+  if (!known) {
+    throw std::runtime_error("the CA in " + ca_dir + " has no record of issuing serial " + serial + " (" +
+                             joinPath(ca_dir, detail::kIssuedFile) +
+                             " lists what it issued since it began keeping one); check the serial, or revoke "
+                             "with --cert FILE");
+  }
+  return revokeSerialLocked(ca, serial);
 }
 
 void refreshCrl(const std::string& ca_dir) {

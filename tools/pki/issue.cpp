@@ -1,9 +1,12 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include <algorithm>
+#include <ctime>
 #include <stdexcept>
 
 #include "tools/pki/ca_store.h"
+#include "tools/pki/issued_index.h"
 #include "tools/pki/pki.h"
 #include "tools/pki/pki_files.h"
 
@@ -133,6 +136,20 @@ detail::X509Ptr buildLeaf(const IssueOptions& options, const detail::CaMaterial&
   return cert;
 }
 
+// The serials of `name`'s certificates in the CA's record that are neither
+// revoked nor expired.
+std::vector<std::string> liveSerialsOf(const std::string& ca_dir, const std::string& name) {
+  std::vector<std::string> revoked;
+  for (const detail::RevokedEntry& entry : detail::readRevoked(ca_dir)) revoked.push_back(entry.serial_hex);
+  std::vector<std::string> live;
+  const auto now = static_cast<int64_t>(std::time(nullptr));
+  for (const detail::IssuedEntry& entry : detail::readIssued(ca_dir)) {
+    if (entry.name != name || entry.not_after <= now) continue;
+    if (std::find(revoked.begin(), revoked.end(), entry.serial_hex) == revoked.end()) live.push_back(entry.serial_hex);
+  }
+  return live;
+}
+
 }  // namespace
 
 IssuedFiles issueCertificate(const IssueOptions& options) {
@@ -157,6 +174,17 @@ IssuedFiles issueCertificate(const IssueOptions& options) {
     throw std::runtime_error(files.cert_path + " already exists; " + hint);
   }
 
+  detail::FileLock lock(detail::joinPath(options.ca_dir, detail::kLockFile));
+  const std::vector<std::string> live = liveSerialsOf(options.ca_dir, options.name);
+  if (!live.empty() && !options.renew) {
+    throw std::runtime_error(
+        "the CA in " + options.ca_dir + " has already issued '" + options.name + "' a certificate that is still " +
+        "valid (serial " + live.front() + "): two machines holding one identity lock each other out of the " +
+        "federation, and revoking one leaves the other valid. For another member choose another --name; to " +
+        "replace a lost or expiring certificate pass --renew, then revoke the old one once the new one is in " +
+        "place (tapestry ca revoke --ca " + options.ca_dir + " --serial " + live.front() + ")");
+  }
+
   detail::EvpPkeyPtr key = detail::generateP256Key();
   detail::X509Ptr cert = buildLeaf(options, ca, key.get(), alt_names.get());
   std::string cert_pem = detail::certificateToPem(cert.get());
@@ -170,10 +198,18 @@ IssuedFiles issueCertificate(const IssueOptions& options) {
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
   try {
     detail::writeNewFile(files.cert_path, cert_pem, 0644, hint);
+    std::tm not_after{};
+    check(ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &not_after) == 1, "cannot read the certificate's expiry");
+    detail::appendIssued(options.ca_dir, {detail::serialToHex(X509_get0_serialNumber(cert.get())),
+                                          static_cast<int64_t>(timegm(&not_after)),
+                                          options.kind == CertKind::kCoordinator ? "coordinator" : "worker",
+                                          options.name});
   } catch (...) {
+    detail::removeQuietly(files.cert_path);
     detail::removeQuietly(files.key_path);
     throw;
   }
+  files.still_live = live;
   return files;
 }
 

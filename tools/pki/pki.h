@@ -33,11 +33,17 @@ struct IssueOptions {
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
   int days = 825;
+  // Another certificate for a name that holds a live one (a lost key, a
+  // renewal). Without it, issuing such a name is refused.
+  bool renew = false;
 };
 
 struct IssuedFiles {
   std::string cert_path;
   std::string key_path;
+  // With renew: the serials of the name's earlier certificates that are
+  // still live (neither revoked nor expired), to revoke once it is replaced.
+  std::vector<std::string> still_live;
 };
 
 // Writes out_dir/<name>.crt (0644) and out_dir/<name>.key (0600, created
@@ -51,6 +57,9 @@ IssuedFiles issueCertificate(const IssueOptions& options);
 // rewrites ca_dir/crl.pem. Refuses certificates this CA did not sign.
 // False when the serial was revoked already.
 bool revokeCertificate(const std::string& ca_dir, const std::string& cert_path);
+// The same by serial (hex), for a certificate whose file is gone; refuses a
+// serial the CA's issued.txt does not list.
+bool revokeSerial(const std::string& ca_dir, const std::string& serial_hex);
 
 // Re-signs ca_dir/crl.pem from revoked.txt with lastUpdate = now and
 // nextUpdate = now + 30 days. Run it before the published CRL expires.

@@ -1,0 +1,56 @@
+#include "tools/pki/issued_index.h"
+
+#include <openssl/err.h>
+
+#include <ctime>
+#include <sstream>
+#include <stdexcept>
+
+#include "tools/pki/ca_store.h"
+#include "tools/pki/pki_files.h"
+
+namespace tapestry::tools::detail {
+
+std::vector<IssuedEntry> readIssued(const std::string& ca_dir) {
+  const std::string path = joinPath(ca_dir, kIssuedFile);
+  std::vector<IssuedEntry> entries;
+  if (!pathExists(path)) return entries;
+  std::istringstream lines(readTextFile(path, "check the permissions of the CA directory"));
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos || line[0] == '#') continue;
+    std::istringstream fields(line);
+    IssuedEntry entry;
+    std::string extra;
+    fields >> entry.serial_hex >> entry.not_after >> entry.kind >> entry.name;
+    if (fields.fail() || (fields >> extra) || serialFromHex(entry.serial_hex) == nullptr) {
+      ERR_clear_error();
+      throw std::runtime_error(path + " line " + std::to_string(number) +
+                               " is malformed: expected '<hex serial> <epoch seconds> <kind> <name>'; fix or "
+                               "remove that line");
+    }
+    entry.serial_hex = serialToHex(serialFromHex(entry.serial_hex).get());
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+void appendIssued(const std::string& ca_dir, const IssuedEntry& entry) {
+  const std::string path = joinPath(ca_dir, kIssuedFile);
+  std::string text;
+  if (pathExists(path)) text = readTextFile(path, "check the permissions of the CA directory");
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  text += entry.serial_hex + " " + std::to_string(entry.not_after) + " " + entry.kind + " " + entry.name + "\n";
+  writeFileAtomic(path, text, 0644);
+}
+
+std::string formatDay(int64_t epoch_seconds) {
+  const auto t = static_cast<std::time_t>(epoch_seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buffer[16];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &utc);
+  return buffer;
+}
+
+}  // namespace tapestry::tools::detail
