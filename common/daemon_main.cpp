@@ -1,6 +1,7 @@
 #include "common/daemon_main.h"
 
 #include <exception>
+#include <filesystem>
 #include <iostream>
 
 #include "common/config.h"
@@ -36,6 +37,12 @@ int runDaemon(int argc, char** argv, const std::string& program, const DaemonBod
   if (config_path.empty()) {
     std::cerr << program << ": --config is required\n";
     return usage(program, std::cerr, 2);
+  }
+  std::error_code ec;
+  if (!workdir.empty() && !std::filesystem::is_directory(workdir, ec)) {
+    std::cerr << program << ": --workdir '" << workdir << "' is not a directory; give the directory the config's "
+              << "relative paths resolve against, or leave --workdir out to use the config file's directory\n";
+    return 2;
   }
   try {
     return body(config_path, workdir);
