@@ -51,6 +51,7 @@ worker::ClientEvent nextConsensus(worker::SyncClient& client, BenchCoordinator& 
       case worker::ClientEvent::Kind::kClosed:
         throw std::runtime_error("the coordinator closed the session (" + e.detail + "); its log ends with:\n" +
                                  coordinator.logTail(15));
+      case worker::ClientEvent::Kind::kInterrupted: throw std::logic_error("the bench never interrupts its client");
     }
   }
 }

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -16,6 +15,7 @@
 #include "common/net/connection_impl.h"
 #include "common/net/crl_watch_impl.h"
 #include "common/payload.h"
+#include "worker/port_file.h"
 
 namespace tapestry::worker {
 
@@ -104,8 +104,26 @@ class SyncClient::Impl : public common::net::FrameHandler {
 
   ClientEvent next() {
     std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return !events_.empty(); });
+    cv_.wait(lock, [this] { return !events_.empty() || interrupted_; });
+    if (interrupted_) {
+      ClientEvent e;
+      e.kind = ClientEvent::Kind::kInterrupted;
+      return e;
+    }
     return takeFront();
+  }
+
+  void interrupt() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      interrupted_ = true;
+    }
+    cv_.notify_all();
+    asio::post(io_, [this] {
+      if (connect_done_) return;
+      finishConnect(failure(makeError(Errc::kClosed), "interrupted", false));  // before close() reports its own
+      if (connection_ && !welcomed_) connection_->close(makeError(Errc::kClosed));
+    });
   }
 
   // The front event (mutex held, queue not empty). A consensus is passed
@@ -170,16 +188,16 @@ class SyncClient::Impl : public common::net::FrameHandler {
  private:
   void startConnect(const proto::HelloFromWorker& hello) {
     hello_ = hello;
-    if (!options_.port_file.empty()) {
-      std::ifstream in(options_.port_file);
-      int port = 0;
-      if (!(in >> port) || port <= 0 || port > 65535)
-        return finishConnect(failure(makeError(Errc::kClosed),
-                                     "coordinator port file '" + options_.port_file + "' is missing or empty", false));
-      options_.port = static_cast<uint16_t>(port);
-    }
     welcomed_ = false;
-    connect_done_ = false;
+    connect_done_ = false;  // from here on, every path ends in finishConnect
+    if (interruptedNow()) return finishConnect(failure(makeError(Errc::kClosed), "interrupted", false));
+    if (!options_.port_file.empty()) {
+      PortFileRead read = readPortFile(options_.port_file);
+      if (!read.problem.empty())
+        return finishConnect(
+            failure(makeError(Errc::kClosed), describePortFileWait(options_.port_file, read.problem), false));
+      options_.port = read.port;
+    }
     crl_watch_.check();
     auto stream = std::make_shared<common::net::TlsStream>(io_, tls_);
     auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
@@ -237,6 +255,11 @@ class SyncClient::Impl : public common::net::FrameHandler {
   }
 
   std::string endpointName() const { return options_.host + ":" + std::to_string(options_.port); }
+
+  bool interruptedNow() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return interrupted_;
+  }
 
   // A vector for the next consensus. The caller's previous one comes back
   // here when it lets go of it, so a federation of large models does not
@@ -417,6 +440,7 @@ class SyncClient::Impl : public common::net::FrameHandler {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<ClientEvent> events_;
+  bool interrupted_ = false;  // interrupt() was called; guarded by mutex_
 };
 
 SyncClient::SyncClient(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -448,6 +472,7 @@ void SyncClient::push(proto::PushFromWorker push, std::shared_ptr<const common::
 }
 
 void SyncClient::goodbye(const std::string& reason) { impl_->goodbye(reason); }
+void SyncClient::interrupt() { impl_->interrupt(); }
 uint64_t SyncClient::bytesSent() const { return impl_->bytes_sent_total_; }
 uint64_t SyncClient::bytesReceived() const { return impl_->bytes_received_total_; }
 

@@ -32,7 +32,8 @@ struct ClientOptions {
 };
 
 struct ClientEvent {
-  enum class Kind { kConsensus, kInitialRequest, kError, kClosed };
+  // kInterrupted: interrupt() was called; the session, if any, is still open.
+  enum class Kind { kConsensus, kInitialRequest, kError, kClosed, kInterrupted };
   Kind kind = Kind::kClosed;
   uint64_t round = 0;
   bool final = false;
@@ -57,9 +58,12 @@ class SyncClient {
   // Connects, authenticates and says Hello. On success fills `welcome`.
   // On failure returns an error and a message; `permanent` tells whether a
   // retry can help (refused certificate or model: no; coordinator down: yes).
+  // With a port file that is missing or holds no port, it fails at once
+  // ("waiting for the coordinator's port file ...") and connects nowhere.
   std::error_code connect(const proto::HelloFromWorker& hello, proto::WelcomeToWorker* welcome, std::string* message,
                           bool* permanent);
-  // Blocks until the next event. After kClosed the client must be reconnected.
+  // Blocks until the next event. After kClosed the client must be reconnected;
+  // after interrupt() it returns kInterrupted.
   // A consensus with a newer one queued behind it (in the same session) is
   // not handed over: the newer one carries it in `superseded`. A member that
   // trains slower than the rounds close thus trains on the latest consensus
@@ -78,8 +82,13 @@ class SyncClient {
   void push(proto::PushFromWorker push, std::shared_ptr<const common::EncodedPayload> payload,
             std::shared_ptr<const std::vector<float>> values);
   // Sends a Goodbye and returns once the session has closed after it (at
-  // most the connect timeout later).
+  // most the connect timeout later: a push still being written delays it,
+  // and one still unwritten then is abandoned).
   void goodbye(const std::string& reason);
+  // From any thread (a stop request): a connect() in progress fails at once,
+  // and so does every later one; next() returns kInterrupted from now on.
+  // An open session stays open, for goodbye().
+  void interrupt();
   uint64_t bytesSent() const;
   uint64_t bytesReceived() const;
 

@@ -13,15 +13,18 @@
 #include <limits>
 #include <memory>
 #include <sstream>
-#include <thread>
+#include <optional>
 
 #include "common/checkpoint.h"
+#include "common/config.h"
 #include "common/dir_lock.h"
 #include "common/frame.h"
 #include "common/line_log.h"
 #include "common/log.h"
 #include "common/status_file.h"
+#include "common/stop_signals.h"
 #include "worker/consensus_rule.h"
+#include "worker/fatal_error.h"
 #include "worker/ml/dataset.h"
 #include "worker/sync_client.h"
 #include "worker/welcome_check.h"
@@ -57,14 +60,65 @@ std::string describeRuleSettings(const proto::WelcomeToWorker& welcome) {
   return out.str();
 }
 
+// Seconds as a log line shows them: "0.5", "30", "2.25".
+std::string secondsText(std::chrono::milliseconds ms) {
+  std::ostringstream out;
+  out << ms.count() / 1000.0;
+  return out.str();
+}
+
 }  // namespace
 
 class WorkerDaemon::Impl {
  public:
   explicit Impl(WorkerConfig config)
-      : config_(std::move(config)),
-        state_lock_(std::make_unique<common::DirLock>(config_.state_dir, "worker")),
-        shard_(loadShard(config_.shard_dir)) {
+      : config_(std::move(config)), state_lock_(std::make_unique<common::DirLock>(config_.state_dir, "worker")) {
+    // From here on this process owns state_dir/status.json: a start that
+    // fails is recorded there too, for `tapestry status`.
+    try {
+      load();
+    } catch (const std::exception& e) {
+      const std::string message = describeFatalError(e, writtenDirs());
+      writeStatus("failed", message);
+      if (message != e.what()) throw std::runtime_error(message);
+      throw;
+    }
+  }
+
+  int run() {
+    std::unique_ptr<SyncClient> client;
+    try {
+      if (stop_.requested()) return stopped(nullptr);
+      client = std::make_unique<SyncClient>(config_.client);
+      // A stop wakes whatever waits on the coordinator; unhooked before the
+      // client goes, whichever way run() ends.
+      stop_.setOnStop([c = client.get()] { c->interrupt(); });
+      struct Unhook {
+        common::StopSignals& stop;
+        ~Unhook() { stop.setOnStop({}); }
+      } unhook{stop_};
+      return serve(*client);
+    } catch (const std::exception& e) {
+      // A fatal error (the disk holding state_dir is full, ...): the state
+      // saved last is intact, and status.json says why this member stopped.
+      const std::string message = describeFatalError(e, writtenDirs());
+      LOG_ERROR(message);
+      writeStatus("failed", message);
+      return kExitError;
+    }
+  }
+
+ private:
+  void load() {
+    shard_ = loadShard(config_.shard_dir);
+    // A shard of the wrong kind (text for "cnn", images for "transformer")
+    // is a configuration mistake, told before anything connects.
+    try {
+      checkDataKind(config_.model, shard_.train, "the training set");
+      if (shard_.val.size() > 0) checkDataKind(config_.model, shard_.val, "the validation set");
+    } catch (const std::invalid_argument& e) {
+      throw common::ConfigError("shard " + config_.shard_dir + ": " + e.what());
+    }
     fingerprint_ = modelFingerprint(config_.model);
     parameter_count_ = modelParameterCount(config_.model);
     saved_ = loadWorkerState(config_.state_dir);
@@ -82,11 +136,15 @@ class WorkerDaemon::Impl {
                       << " parameters, fingerprint " << fingerprint_ << (saved_ ? "; resuming from saved state" : ""));
   }
 
-  int run() {
-    SyncClient client(config_.client);
+  // Connects, runs sessions and reconnects until the federation finishes,
+  // the coordinator refuses this member, reconnect.give_up_s passes, or a
+  // stop is requested.
+  int serve(SyncClient& client) {
     auto backoff = config_.backoff_initial;
-    auto failing_since = std::chrono::steady_clock::now();
+    bool failing = false;  // since the last session
+    std::chrono::steady_clock::time_point failing_since;  // the first failure since then
     for (;;) {
+      if (stop_.requested()) return stopped(nullptr);
       writeStatus("connecting", reconnect_reason_);
       proto::HelloFromWorker hello;
       hello.set_protocol_version(common::kProtocolVersion);
@@ -99,32 +157,41 @@ class WorkerDaemon::Impl {
       std::string message;
       bool permanent = false;
       if (auto ec = client.connect(hello, &welcome, &message, &permanent)) {
+        if (stop_.requested()) return stopped(nullptr);
         if (permanent) {
           LOG_ERROR("refused by the coordinator: " << message);
           writeStatus("refused", message);
           return kExitRefused;
         }
         if (finishedBefore(message)) return kExitFinished;
-        if (config_.give_up_after.count() > 0 && std::chrono::steady_clock::now() - failing_since > config_.give_up_after) {
-          LOG_ERROR("giving up after " << config_.give_up_after.count() / 1000.0 << " s: " << message);
-          writeStatus("gave up", message);
+        // reconnect.give_up_s is wall time from the first failure, whatever
+        // the attempts cost, and the last wait is cut to end on it.
+        const auto now = std::chrono::steady_clock::now();
+        if (!failing) failing_since = now;
+        failing = true;
+        const auto failing_for = std::chrono::duration_cast<std::chrono::milliseconds>(now - failing_since);
+        const auto give_up = config_.give_up_after;
+        if (give_up.count() > 0 && failing_for >= give_up) {
+          LOG_ERROR("giving up after " << secondsText(failing_for) << " s of failed attempts (reconnect.give_up_s "
+                                       << secondsText(give_up) << "): " << message);
+          writeStatus("gave up", "after " + secondsText(failing_for) + " s: " + message);
           return kExitError;
         }
-        LOG_WARN(message << "; retrying in " << backoff.count() / 1000.0 << " s");
+        const auto wait = give_up.count() > 0 ? std::min(backoff, give_up - failing_for) : backoff;
+        LOG_WARN(message << "; retrying in " << secondsText(wait) << " s");
         reconnect_reason_ = "the last attempt failed: " + message;
-        writeStatus("retrying", message + "; next attempt in " + std::to_string(backoff.count() / 1000.0) + " s");
-        std::this_thread::sleep_for(backoff);
+        writeStatus("retrying", message + "; next attempt in " + secondsText(wait) + " s");
+        if (stop_.waitFor(wait)) return stopped(nullptr);
         backoff = std::min(backoff * 2, config_.backoff_max);
         continue;
       }
       backoff = config_.backoff_initial;
+      failing = false;
       reconnect_reason_.clear();
       if (int code = session(client, welcome); code >= 0) return code;
-      failing_since = std::chrono::steady_clock::now();
     }
   }
 
- private:
   // Returns an exit code, or -1 to reconnect.
   int session(SyncClient& client, const proto::WelcomeToWorker& welcome) {
     if (!prepare(welcome)) return kExitError;
@@ -135,8 +202,10 @@ class WorkerDaemon::Impl {
     pushed_round_ = welcome.already_pushed() ? static_cast<int64_t>(welcome.round()) : -1;
     if (welcome.send_initial()) pushInitial(client);
     for (;;) {
+      if (stop_.requested()) return stopped(&client);
       ClientEvent e = overlapping() ? trainAhead(client, welcome) : waitForEvent(client);
       switch (e.kind) {
+        case ClientEvent::Kind::kInterrupted: return stopped(&client);
         case ClientEvent::Kind::kInitialRequest: pushInitial(client); break;
         case ClientEvent::Kind::kError:
           LOG_WARN("coordinator: " << e.error.message());
@@ -273,8 +342,19 @@ class WorkerDaemon::Impl {
     if (!keepsLocalParameters(algorithm_)) trainer_->setParameters(w.data());
     const int64_t steps = local_steps - ahead;
     trainer_->setTeacher(z);
+    int64_t taken = 0;
     double loss = trainer_->train(steps, local.rho > 0 ? local.target.data() : nullptr, local.rho,
-                                  scaffold ? state_.scaffold.correction.data() : nullptr);
+                                  scaffold ? state_.scaffold.correction.data() : nullptr,
+                                  [this] { return stop_.requested(); }, &taken);
+    if (taken < steps) {
+      // Stopped between two steps. Nothing of this round is saved: worker.ckpt
+      // keeps the state of the last push (parameters, data position, dual,
+      // drift correction, residual), from which the next start trains this
+      // round again.
+      stop_note_ = "round " + std::to_string(round + 1) + " stopped after " + std::to_string(ahead + taken) + " of " +
+                   std::to_string(local_steps) + " local steps, which are dropped";
+      return;
+    }
     if (local_steps > 0) loss = (loss * double(steps) + ahead_loss_sum_) / double(local_steps);
     state_.trainer = trainer_->state();
     state_.restarted = restartIfDiverged(round, z);
@@ -285,6 +365,11 @@ class WorkerDaemon::Impl {
     // it: a restart after the push has counted still owes it to the next round.
     OutgoingPush out = encodeOutgoing(*e.consensus);
     saveWorkerState(state_, config_.state_dir);
+    if (stop_.requested()) {
+      // A stop does not wait for a push: the next start sends this one, saved.
+      stop_note_ = "round " + std::to_string(round + 1) + " trained and saved, its push left to the next start";
+      return;
+    }
     const double train_s = secondsSince(start);
     send(client, round, metric, state_.metric_samples, std::move(out));
     recordRound(round, local_steps, ahead, train_s, state_.restarted);
@@ -352,6 +437,11 @@ class WorkerDaemon::Impl {
   ClientEvent trainAhead(SyncClient& client, const proto::WelcomeToWorker& welcome) {
     const int64_t limit = welcome.local_steps();
     while (ahead_steps_ < limit) {
+      if (stop_.requested()) {
+        ClientEvent stop;  // the steps taken ahead go, as after a lost session
+        stop.kind = ClientEvent::Kind::kInterrupted;
+        return stop;
+      }
       if (auto e = client.poll()) return std::move(*e);
       ahead_loss_sum_ += trainer_->train(1, target_rho_ > 0 ? target_.data() : nullptr, target_rho_);
       ++ahead_steps_;
@@ -375,6 +465,27 @@ class WorkerDaemon::Impl {
     ahead_steps_ = 0;
     ahead_loss_sum_ = 0;
   }
+
+  // A clean stop (SIGTERM, SIGINT): the coordinator hears goodbye (bounded:
+  // a push still on the wire is abandoned, which it handles), status.json
+  // and the log say why, exit code 0. Nothing is saved here: worker.ckpt
+  // already holds a consistent state, the one of the last round trained.
+  int stopped(SyncClient* connected) {
+    const int signo = stop_.signal();
+    const std::string by = "signal " + std::to_string(signo) + " (" + common::signalName(signo) + ")";
+    if (connected) connected->goodbye("stopped by " + by);
+    const int64_t trained = lastTrainedRound();
+    const std::string resume = trained >= 0 ? "the next start resumes after round " + std::to_string(trained + 1) +
+                                                  ", saved in " + config_.state_dir + "/worker.ckpt"
+                                            : "nothing was trained yet";
+    const std::string detail = "by " + by + (stop_note_.empty() ? "" : "; " + stop_note_) + "; " + resume;
+    LOG_INFO("stopped " << detail);
+    writeStatus("stopped", detail);
+    return kExitStopped;
+  }
+
+  // The directories this worker writes, for the advice on a storage error.
+  std::vector<std::string> writtenDirs() const { return {config_.state_dir, config_.audit_dir}; }
 
   // One line per round in state_dir/rounds.jsonl: what the round cost this
   // worker, and how long it sat idle waiting for the coordinator.
@@ -514,6 +625,10 @@ class WorkerDaemon::Impl {
     writeStatus("finished", "final consensus z_" + std::to_string(e.round) + " saved, val " + describeMetric(metric));
   }
 
+  // First, so that a signal while the shard loads is a clean stop as well.
+  common::StopSignals stop_{"shutting down at the next safe point (between local steps); the state saved after the "
+                            "last round is kept (a second signal ends the worker at once)"};
+  std::string stop_note_;  // what a stop cut short, for its log line and status
   WorkerConfig config_;
   std::unique_ptr<common::DirLock> state_lock_;  // before anything in state_dir is read
   Shard shard_;

@@ -40,7 +40,13 @@ void checkSettings(const TrainSettings& s) {
   if (s.threads < 0) bad("threads must be >= 0 (0 = LibTorch's default), got " + std::to_string(s.threads));
 }
 
-// Throws unless `data` is what the model of `spec` reads.
+double metricOf(torch::nn::Sequential& net, const ModelSpec& spec, const Dataset& data) {
+  checkDataKind(spec, data, "the evaluation set");
+  return data.isText() ? bitsPerByteOf(net, data.text, spec.context) : accuracyOf(net, data);
+}
+
+}  // namespace
+
 void checkDataKind(const ModelSpec& spec, const Dataset& data, const char* what) {
   if (isLanguageModel(spec) && !data.isText()) {
     throw std::invalid_argument(std::string(what) + " holds images, but the \"" + spec.name +
@@ -53,13 +59,6 @@ void checkDataKind(const ModelSpec& spec, const Dataset& data, const char* what)
   }
   if (!data.isText()) checkImageShape(data, what);
 }
-
-double metricOf(torch::nn::Sequential& net, const ModelSpec& spec, const Dataset& data) {
-  checkDataKind(spec, data, "the evaluation set");
-  return data.isText() ? bitsPerByteOf(net, data.text, spec.context) : accuracyOf(net, data);
-}
-
-}  // namespace
 
 struct Trainer::Impl {
   ModelSpec spec;
@@ -245,7 +244,14 @@ void Trainer::setParameters(const float* src) {
 }
 
 double Trainer::train(int64_t steps, const float* consensus, double rho, const float* shift) {
+  int64_t taken = 0;
+  return train(steps, consensus, rho, shift, {}, &taken);
+}
+
+double Trainer::train(int64_t steps, const float* consensus, double rho, const float* shift,
+                      const std::function<bool()>& stop, int64_t* taken) {
   Impl& m = *impl_;
+  *taken = 0;
   if (steps < 0) throw std::invalid_argument("train: steps must be >= 0, got " + std::to_string(steps));
   if (!(rho >= 0) || !std::isfinite(rho)) {
     throw std::invalid_argument("train: rho must be a finite number >= 0, got " + std::to_string(rho));
@@ -270,7 +276,9 @@ double Trainer::train(int64_t steps, const float* consensus, double rho, const f
   const uint64_t epoch_length = m.epochLength();
   double loss_sum = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    const auto [loss, taken] = m.lossAndGradient();
+    if (stop && stop()) break;
+    ++*taken;
+    const auto [loss, samples] = m.lossAndGradient();
     loss_sum += loss;
     if (z.defined()) addProximalGradient(m.flat.grads, m.flat.weights, z, rho);
     m.optimizerStep();
@@ -278,13 +286,13 @@ double Trainer::train(int64_t steps, const float* consensus, double rho, const f
       float* w = m.flat.weights.data_ptr<float>();
       for (int64_t i = 0, n = m.count(); i < n; ++i) w[i] += shift[i];
     }
-    m.position += taken;
+    m.position += samples;
     if (m.position >= epoch_length) {
       m.position = 0;
       ++m.epoch;
     }
   }
-  return loss_sum / static_cast<double>(steps);
+  return *taken > 0 ? loss_sum / static_cast<double>(*taken) : 0.0;
 }
 
 void Trainer::setTeacher(const float* params) {

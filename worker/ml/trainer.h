@@ -7,6 +7,7 @@
 // parameters on the CPU, and state()/restore() resumes bit for bit.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,11 @@ class Trainer {
   // `shift` (parameterCount() floats, or null) is added to the parameters
   // after every step: SCAFFOLD's drift correction.
   double train(int64_t steps, const float* consensus, double rho, const float* shift = nullptr);
+  // As above, asking `stop` before every step: once it says true the
+  // remaining steps are not taken (a daemon asked to stop). `*taken` is the
+  // number of steps run, the loss their mean (0 for none).
+  double train(int64_t steps, const float* consensus, double rho, const float* shift,
+               const std::function<bool()>& stop, int64_t* taken);
 
   // The teacher of not-true distillation (settings.distill > 0): a copy of
   // `params` (parameterCount() floats) kept until the next call. Without one,
@@ -110,6 +116,11 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Throws std::invalid_argument unless `data` is what the model of `spec`
+// reads: text for a language model, 28x28 images for an image classifier.
+// `what` names the data in the message ("the training set").
+void checkDataKind(const ModelSpec& spec, const Dataset& data, const char* what);
 
 // The metric of a flat parameter vector for `spec` on `data` (`tapestry
 // eval`, `tapestry finetune`). Throws std::invalid_argument if params.size()
