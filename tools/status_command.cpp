@@ -27,7 +27,7 @@ const char* kUsage =
     "  timings and the consensus's validation metric on its data. Read from <state_dir>/status.json,\n"
     "  which the daemon keeps current.\n"
     "  --workdir: as given to the daemon, when its config's relative paths resolve against it.\n"
-    "  Exit code 0: running or finished; 1: stopped, refused, killed, stuck, or no status at all.\n";
+    "  Exit code 0: running or finished; 1: stopped, failed, refused, killed, stuck, or no status at all.\n";
 
 std::string fixed(double v, int digits) {
   char buffer[64];
@@ -155,7 +155,7 @@ StatusReport formatWorkerStatus(const nlohmann::json& s, double now_s, Liveness 
   out << ", coordinator " << s.at("coordinator").get<std::string>() << "\n";
   const bool finished = state == "finished";
   const bool alive = liveness == Liveness::kAlive;
-  const bool ended = state == "refused" || state == "gave up" || state == "stopped";
+  const bool ended = state == "refused" || state == "gave up" || state == "stopped" || state == "failed";
   const bool healthy = finished || liveness == Liveness::kStarting || (liveness != Liveness::kGone && !ended);
   out << describeLiveness(liveness, "worker");
   if (liveness == Liveness::kGone && !finished) out << "not running; its last status, " << fixed(since, 0) << " s ago:\n";
