@@ -281,6 +281,11 @@ class WorkerDaemon::Impl {
     audit(*values, "push-initial");
     client.push(std::move(push), values, proto::DTYPE_FP32, chunk_elements_);
     LOG_INFO("sent the initial parameters; they become consensus z_0");
+    if (lastTrainedRound() >= 0)
+      LOG_WARN("the coordinator has no consensus yet, but this member trained up to consensus z_"
+               << lastTrainedRound() << " of federation '" << state_.federation_id << "': it has lost its state (or "
+               << "runs a new federation under the same federation_id), so this member's parameters start it "
+               << "again at round 0; ask the operator whether its state_dir was restored");
   }
 
   std::shared_ptr<const std::vector<float>> currentParameters() {
