@@ -15,6 +15,7 @@
 #include "common/payload.h"
 #include "common/status_file.h"
 #include "coordinator/federation.h"
+#include "coordinator/listener_impl.h"
 #include "coordinator/session_impl.h"
 
 namespace tapestry::coordinator {
@@ -54,15 +55,7 @@ Server::Impl::Impl(CoordinatorConfig config)
   federation_->deferPersistence();
   LOG_INFO("aggregation on " << federation_->aggregatorName());
 
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config_.listen_host), config_.listen_port);
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  boost::system::error_code ec;
-  acceptor_.bind(endpoint, ec);
-  if (ec)
-    throw std::runtime_error("cannot listen on " + config_.listen_host + ":" + std::to_string(config_.listen_port) +
-                             ": " + ec.message() + "; pick another listen.port or stop the other process");
-  acceptor_.listen();
+  openListener(acceptor_, config_.listen_host, config_.listen_port);
   if (!config_.port_file.empty()) {
     std::string tmp = config_.port_file + ".tmp";
     std::ofstream(tmp) << port() << "\n";
