@@ -24,6 +24,7 @@ class Category : public std::error_category {
       case Errc::kFinished: return "federation finished";
       case Errc::kRejected: return "rejected by peer";
       case Errc::kNotReading: return "the peer is not reading what is sent to it";
+      case Errc::kRevoked: return "its certificate was revoked";
     }
     return "unknown tapestry error";
   }

@@ -23,6 +23,7 @@ enum class Errc {
   kFinished,           // the federation has completed all rounds
   kRejected,           // the peer sent a fatal error
   kNotReading,         // the peer left too much of what was sent to it unread
+  kRevoked,            // the peer's certificate was revoked while it was connected
 };
 
 const std::error_category& errorCategory();

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -16,6 +17,7 @@
 #include "common/status_file.h"
 #include "coordinator/federation.h"
 #include "coordinator/final_fetches.h"
+#include "coordinator/listener_impl.h"
 #include "coordinator/session_impl.h"
 
 namespace tapestry::coordinator {
@@ -63,15 +65,7 @@ Server::Impl::Impl(CoordinatorConfig config)
   federation_->deferPersistence();
   LOG_INFO("aggregation on " << federation_->aggregatorName());
 
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config_.listen_host), config_.listen_port);
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
-  boost::system::error_code ec;
-  acceptor_.bind(endpoint, ec);
-  if (ec)
-    throw std::runtime_error("cannot listen on " + config_.listen_host + ":" + std::to_string(config_.listen_port) +
-                             ": " + ec.message() + "; pick another listen.port or stop the other process");
-  acceptor_.listen();
+  openListener(acceptor_, config_.listen_host, config_.listen_port);
   if (!config_.port_file.empty()) {
     std::string tmp = config_.port_file + ".tmp";
     std::ofstream(tmp) << port() << "\n";
@@ -136,11 +130,29 @@ void Server::Impl::writeStatus(const std::string& state) {
 // reported (common/net/crl_watch_impl.h).
 void Server::Impl::watchCrl() {
   if (config_.tls.crl_file.empty()) return;
-  crl_watch_.check();
+  checkCrl();
   crl_timer_.expires_after(std::chrono::minutes(1));
   crl_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) watchCrl();
   });
+}
+
+// Revocation is checked at the handshake; a member revoked while connected
+// would otherwise keep contributing until it reconnects.
+void Server::Impl::checkCrl() {
+  if (!crl_watch_.check()) return;
+  ++crl_reads_;
+  closeRevokedSessions();
+}
+
+void Server::Impl::closeRevokedSessions() {
+  // Closing one reaches sessionClosed, which changes both containers.
+  std::vector<std::shared_ptr<Session>> revoked;
+  for (const auto& [id, session] : sessions_)
+    if (session->revokedBy(tls_)) revoked.push_back(session);
+  for (const auto& session : unadmitted_)
+    if (session->revokedBy(tls_)) revoked.push_back(session);
+  for (const auto& session : revoked) session->closeRevoked(config_.tls.crl_file);
 }
 
 void Server::Impl::stop() {
@@ -164,6 +176,7 @@ void Server::Impl::accept() {
 void Server::Impl::handshake(common::net::TlsStream stream) {
   auto pending = std::make_shared<common::net::TlsStream>(std::move(stream));
   auto timer = std::make_shared<asio::steady_timer>(io_, config_.handshake_timeout);
+  const uint64_t crl_reads = crl_reads_;
   ++handshaking_;
   timer->async_wait([pending](const boost::system::error_code& ec) {
     if (!ec) {
@@ -171,14 +184,26 @@ void Server::Impl::handshake(common::net::TlsStream stream) {
       pending->socket().close(ignored);
     }
   });
-  pending->asyncHandshake(common::net::TlsStream::Role::kServer, [this, pending, timer](const boost::system::error_code& ec) {
+  pending->asyncHandshake(common::net::TlsStream::Role::kServer, [this, pending, timer, crl_reads](
+                                                                     const boost::system::error_code& ec) {
     --handshaking_;
     timer->cancel();
     boost::system::error_code addr_ec;
     auto remote = pending->socket().remote_endpoint(addr_ec);
     std::string from = addr_ec ? "unknown peer" : remote.address().to_string();
+    const std::string presented = common::net::peerCertificateSummary(*pending);
+    const std::string certificate = presented.empty() ? "" : "; it presented certificate " + presented;
     if (ec) {
-      LOG_WARN("TLS handshake from " << from << " refused: " << common::net::handshakeFailureReason(*pending, ec));
+      LOG_WARN("TLS handshake from " << from << " refused: " << common::net::handshakeFailureReason(*pending, ec)
+                                     << certificate);
+      boost::system::error_code ignored;
+      pending->socket().close(ignored);
+      return;
+    }
+    // Verified against the CRLs of its start; a newer one read since rules.
+    if (crl_reads != crl_reads_ && common::net::peerRevoked(tls_, *pending)) {
+      LOG_WARN("TLS handshake from " << from << " refused: certificate revoked by the CRL read during the handshake"
+                                     << certificate);
       boost::system::error_code ignored;
       pending->socket().close(ignored);
       return;
@@ -383,5 +408,8 @@ Server::~Server() = default;
 uint16_t Server::port() const { return impl_->port(); }
 int Server::run() { return impl_->run(); }
 void Server::stop() { impl_->stop(); }
+void Server::checkCrl() {
+  asio::post(impl_->ioContext(), [impl = impl_.get()] { impl->checkCrl(); });
+}
 
 }  // namespace tapestry::coordinator

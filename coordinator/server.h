@@ -24,6 +24,9 @@ class Server {
   int run();
   // Stops run() from any thread, as SIGTERM does; state is saved after every round.
   void stop();
+  // From any thread: reads tls.crl again now if it changed, as run() does
+  // every minute, and closes the sessions whose certificates it revokes.
+  void checkCrl();
 
   class Impl;  // coordinator/session_impl.h
 

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/net/tls_impl.h"
 #include "common/payload.h"
 #include "coordinator/session_impl.h"
 
@@ -64,6 +65,19 @@ void Session::sendError(proto::ErrorCode code, const std::string& message, bool 
 
 void Session::cutOff(const std::string& why) {
   sendError(proto::ERROR_STALE_ROUND, why, true);
+}
+
+bool Session::revokedBy(asio::ssl::context& tls) const {
+  return connection_->open() && common::net::peerRevoked(tls, connection_->stream());
+}
+
+void Session::closeRevoked(const std::string& crl_file) {
+  if (!connection_->open()) return;  // closed meanwhile, by another session's close
+  LOG_WARN(identity_ << " (" << connection_->remoteAddress() << "): certificate serial "
+                     << common::net::peerSerial(connection_->stream()) << " was revoked by the CRL in " << crl_file
+                     << "; session closed" << (admitted_ ? "" : " before Hello")
+                     << ", and this certificate cannot connect again");
+  connection_->close(common::makeError(Errc::kRevoked));
 }
 
 void Session::onControl(std::string_view body) {

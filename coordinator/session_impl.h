@@ -43,6 +43,9 @@ class Server::Impl {
   // got_final: the session closed after the final consensus was written to it.
   void sessionClosed(Session* session, bool was_admitted, bool got_final);
   bool advance();
+  // Reads tls.crl again now if it changed (as every minute) and closes the
+  // sessions whose certificates it revokes.
+  void checkCrl();
 
  private:
   void accept();
@@ -51,6 +54,8 @@ class Server::Impl {
   void cutOffSlowPushes();
   void watchInitialProvider();
   void watchCrl();
+  // The CRLs just read revoke these sessions' certificates: close them.
+  void closeRevokedSessions();
   void checkFinished();
   void startPersist();
   void persisted(const std::string& error, double seconds);
@@ -79,6 +84,7 @@ class Server::Impl {
   std::set<std::shared_ptr<Session>> unadmitted_;
   std::set<std::string> got_final_;  // members sent the final consensus by this process
   size_t handshaking_ = 0;
+  uint64_t crl_reads_ = 0;  // a handshake that spans a CRL read is checked against the new one
   bool failed_ = false;  // a checkpoint could not be written
   DiskWriter disk_;      // last: it finishes its writes before the rest goes
 };
@@ -103,6 +109,12 @@ class Session : public common::net::FrameHandler, public std::enable_shared_from
   // Its push streamed in past the round's push cutoff and was ended: says
   // why and closes.
   void cutOff(const std::string& why);
+  // Whether the CRLs now in `tls` revoke the certificate this session was
+  // admitted with.
+  bool revokedBy(asio::ssl::context& tls) const;
+  // Its certificate was revoked: closes at once, logging who it was; a push
+  // in progress is dropped as when a member leaves mid-push.
+  void closeRevoked(const std::string& crl_file);
 
   void onControl(std::string_view body) override;
   bool deferChunk(size_t length, std::function<void()> resume) override;

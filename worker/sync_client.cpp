@@ -222,6 +222,13 @@ class SyncClient::Impl : public common::net::FrameHandler {
             stream->setPeerName(options_.server_name);
             stream->asyncHandshake(common::net::TlsStream::Role::kClient, [this, stream, timer](const boost::system::error_code& ec) {
               if (connect_done_) return;
+              // A peer that does not speak TLS (an SSH or HTTP server) is the
+              // wrong address, which may yet change: retried, not refused.
+              if (ec && common::net::peerIsNotTls(*stream, ec))
+                return finishConnect(failure(ec,
+                                             "the peer at " + endpointName() + " does not speak TLS (" + ec.message() +
+                                                 "); check coordinator.host and coordinator.port",
+                                             false));
               // Only a TLS-level refusal (certificate, protocol) is permanent;
               // a reset or EOF mid-handshake is a coordinator going away.
               bool refused = ec.category() == asio::error::get_ssl_category() &&

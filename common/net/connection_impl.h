@@ -86,6 +86,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The transport error behind the close, if any ("tlsv1 alert unknown ca").
   const std::string& errorDetail() const { return error_detail_; }
   bool tlsError() const { return tls_error_; }
+  // The TLS stream, for what the handshake established (the peer's
+  // certificate); reading it never disturbs the session.
+  const TlsStream& stream() const { return stream_; }
 
  private:
   struct OutFrame {

@@ -29,8 +29,9 @@ std::string expiredCrlMessage(const std::string& path, CrlWatch::SystemClock::ti
 
 CrlWatch::CrlWatch(boost::asio::ssl::context& ctx, std::string crl_file) : ctx_(ctx), file_(std::move(crl_file)) {}
 
-void CrlWatch::check(SystemClock::time_point now) {
-  if (file_.empty()) return;
+bool CrlWatch::check(SystemClock::time_point now) {
+  if (file_.empty()) return false;
+  bool read = false;
   std::error_code ec;
   const auto mtime = std::filesystem::last_write_time(file_, ec);
   if (!ec && mtime != seen_) {
@@ -39,6 +40,7 @@ void CrlWatch::check(SystemClock::time_point now) {
       const bool again = seen_.has_value();
       seen_ = mtime;
       last_warning_.reset();
+      read = true;
       if (again) LOG_INFO("read the CRL in " << file_ << " again: valid until " << utc(expiry_));
     } catch (const std::exception& e) {
       LOG_WARN("the CRL in " << file_ << " changed but cannot be read (" << e.what()
@@ -46,9 +48,9 @@ void CrlWatch::check(SystemClock::time_point now) {
       seen_ = mtime;
     }
   }
-  if (now < expiry_ - kWarnBefore) return;
+  if (now < expiry_ - kWarnBefore) return read;
   const auto every = now >= expiry_ ? std::chrono::hours(1) : std::chrono::hours(24);
-  if (last_warning_ && now - *last_warning_ < every) return;
+  if (last_warning_ && now - *last_warning_ < every) return read;
   last_warning_ = now;
   if (now >= expiry_) {
     LOG_ERROR(expiredCrlMessage(file_, expiry_));
@@ -56,6 +58,7 @@ void CrlWatch::check(SystemClock::time_point now) {
     LOG_WARN("the CRL in " << file_ << " expires on " << utc(expiry_) << "; after that every TLS handshake fails: "
                            << kRenewCrl);
   }
+  return read;
 }
 
 }  // namespace tapestry::common::net

@@ -29,9 +29,11 @@ class CrlWatch {
 
   // Reloads the file if it changed since the last look, then logs the
   // expiry when within kWarnBefore (at most once a day) or past (at most
-  // once an hour). Never throws: a file that cannot be read leaves the CRLs
-  // in use, with a warning.
-  void check(SystemClock::time_point now = SystemClock::now());
+  // once an hour). Never throws: a file that cannot be read, or a CRL that
+  // the CA in tls.ca did not issue, leaves the CRLs in use, with a warning.
+  // True when new CRLs were read: connections admitted before may now be
+  // revoked (peerRevoked in tls_impl.h).
+  bool check(SystemClock::time_point now = SystemClock::now());
 
   SystemClock::time_point expiry() const { return expiry_; }
 

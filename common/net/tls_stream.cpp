@@ -62,6 +62,7 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
   asio::ip::tcp::socket& socket() { return socket_; }
   SSL* ssl() const { return ssl_; }
   bool aborted() const { return aborted_; }
+  int firstByte() const { return first_byte_; }
 
   void setPeerName(const std::string& name) {
     boost::system::error_code not_ip;
@@ -161,7 +162,10 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
     if (!self->input_eof_ && !self->socket_error_) {
       for (;;) {
         const ssize_t n = ::recv(self->socket_.native_handle(), data, static_cast<size_t>(length), 0);
-        if (n > 0) return static_cast<int>(n);
+        if (n > 0) {
+          if (self->first_byte_ < 0) self->first_byte_ = static_cast<unsigned char>(data[0]);
+          return static_cast<int>(n);
+        }
         if (n == 0) {
           self->input_eof_ = true;
         } else if (errno == EINTR) {
@@ -334,6 +338,7 @@ class TlsStream::Impl : public std::enable_shared_from_this<Impl> {
   bool need_input_ = false;  // OpenSSL asked for more ciphertext
   bool input_eof_ = false;
   bool aborted_ = false;
+  int first_byte_ = -1;  // of the input, for telling a peer that does not speak TLS
   boost::system::error_code socket_error_;
   Handler handshake_;
   ReadOp read_;
@@ -369,5 +374,6 @@ void TlsStream::asyncWrite(const asio::const_buffer* buffers, size_t count, IoHa
 }
 void TlsStream::abort() { impl_->abort(); }
 bool TlsStream::aborted() const { return impl_->aborted(); }
+int TlsStream::firstByteReceived() const { return impl_->firstByte(); }
 
 }  // namespace tapestry::common::net

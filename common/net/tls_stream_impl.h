@@ -79,6 +79,9 @@ class TlsStream {
   // shut down or close.
   void abort();
   bool aborted() const;
+  // The first byte the peer sent (a TLS record starts with a content type,
+  // 20..23); -1 before any arrived.
+  int firstByteReceived() const;
 
  private:
   class Impl;

@@ -113,8 +113,14 @@ void FederationHarness::writeConfigs() {
   std::ofstream(path("coordinator.json")) << c.dump(2);
   for (size_t k = 0; k < options_.workers; ++k)
     std::ofstream(path(workerName(k) + ".json")) << workerConfig(workerName(k), "pki/ca/ca.crt", "shards/" + workerName(k));
-  // The intruder trusts the right CA for the server but holds a foreign certificate.
-  nlohmann::json intruder = nlohmann::json::parse(workerConfig("intruder", "pki/ca/ca.crt", "shards/" + workerName(0)));
+  // The intruder trusts the right CA for the server (and its own, which its
+  // start-up check asks for) but holds a foreign certificate.
+  {
+    std::ofstream bundle(path("foreign/trusted.crt"));
+    bundle << std::ifstream(path("pki/ca/ca.crt")).rdbuf() << std::ifstream(path("foreign-ca/ca.crt")).rdbuf();
+  }
+  nlohmann::json intruder =
+      nlohmann::json::parse(workerConfig("intruder", "foreign/trusted.crt", "shards/" + workerName(0)));
   intruder["tls"]["cert"] = "foreign/intruder.crt";
   intruder["tls"]["key"] = "foreign/intruder.key";
   std::ofstream(path("intruder.json")) << intruder.dump(2);

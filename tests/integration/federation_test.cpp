@@ -164,6 +164,8 @@ TEST(Federation, WorkerWithForeignCertificateIsRefusedWhileOthersProceed) {
   for (size_t k = 0; k < o.workers; ++k) expectExit(workers[k], 0, h, h.workerName(k));
   expectExit(coordinator, 0, h, "coordinator");
   EXPECT_NE(h.log("coordinator").find("TLS handshake from 127.0.0.1 refused"), std::string::npos) << h.log("coordinator");
+  EXPECT_NE(h.log("coordinator").find("it presented certificate 'intruder', serial "), std::string::npos)
+      << h.log("coordinator");
   EXPECT_EQ(h.log("coordinator").find("intruder joined"), std::string::npos);
   auto rounds = h.rounds();
   ASSERT_EQ(rounds.size(), 2u);

@@ -10,13 +10,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/net/tls.h"
 #include "common/net/tls_impl.h"
+#include "tools/pki/ca_store.h"
 #include "tools/pki/pki.h"
 
 namespace tapestry::common::net::testing {
@@ -66,6 +69,33 @@ class TestPki {
     options.kind = kind;
     options.days = 30;
     return tools::issueCertificate(options);
+  }
+
+  // A file holding the certificates of several CAs, for tls.ca: a peer
+  // that trusts them all.
+  std::string bundle(const std::vector<std::string>& cas) const {
+    std::string path = root_ + "/bundle";
+    for (const auto& ca : cas) path += "-" + ca;
+    path += ".crt";
+    std::ofstream out(path);
+    for (const auto& ca : cas) out << std::ifstream(caCert(ca)).rdbuf();
+    return path;
+  }
+
+  // The CA's CRL as it is now, re-signed with a lastUpdate an hour back, in
+  // a file of its own. CRLs of one CA are told apart by their lastUpdate, to
+  // the second: whatever the CA signs next supersedes this one at once.
+  std::string crlSignedEarlier(const std::string& ca = "ca") const {
+    tools::detail::CaMaterial material = tools::detail::loadCa(caDir(ca));
+    tools::detail::X509CrlPtr crl = tools::detail::readCrlPem(this->crl(ca), "");
+    ASN1_TIME* last = X509_gmtime_adj(nullptr, -3600);
+    const bool ok = X509_CRL_set1_lastUpdate(crl.get(), last) == 1 &&
+                    X509_CRL_sign(crl.get(), material.key.get(), EVP_sha256()) > 0;
+    ASN1_TIME_free(last);
+    if (!ok) throw std::runtime_error("cannot re-sign the CRL of " + caDir(ca));
+    const std::string path = root_ + "/crl-" + ca + "-earlier.pem";
+    std::ofstream(path) << tools::detail::crlToPem(crl.get());
+    return path;
   }
 
   TlsSettings serverSettings() const {

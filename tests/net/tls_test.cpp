@@ -48,9 +48,15 @@ TEST_F(TlsTest, ClientCertificateFromForeignCaIsRefused) {
   pki_.createCa("foreign", "Some Other CA");
   auto intruder = pki_.issue("foreign", "worker-07", tools::CertKind::kWorker);
   auto server_ctx = makeServerContext(pki_.serverSettings());
-  // The intruder trusts the real CA (so it accepts the coordinator) but
-  // presents a certificate the consortium never signed.
-  auto client_ctx = makeClientContext(pki_.clientSettings(intruder, "ca"));
+  // The intruder trusts the real CA (so it accepts the coordinator) and its
+  // own (so it passes its start-up check), but presents a certificate the
+  // consortium never signed.
+  TlsSettings settings = pki_.clientSettings(intruder);
+  settings.ca_file = pki_.bundle({"ca", "foreign"});
+  auto client_ctx = makeClientContext(settings);
+  // Only the leaf goes out (else the foreign root rides along and the
+  // refusal reads "self-signed certificate in certificate chain").
+  SSL_CTX_set_mode(client_ctx.native_handle(), SSL_MODE_NO_AUTO_CHAIN);
   TlsPair pair(io_, server_ctx, client_ctx);
   ASSERT_TRUE(testing::handshake(io_, pair));
 
@@ -59,6 +65,8 @@ TEST_F(TlsTest, ClientCertificateFromForeignCaIsRefused) {
   EXPECT_NE(reason.find("certificate"), std::string::npos) << reason;
   EXPECT_NE(reason.find("unable to get local issuer certificate"), std::string::npos) << reason;
   EXPECT_EQ(peerIdentity(pair.server), "");
+  EXPECT_EQ(peerCertificateSummary(pair.server), "'worker-07', serial " + tools::certificateSerialHex(intruder.cert_path))
+      << "a refusal names the certificate it refused";
   EXPECT_TRUE(testing::firstClientRead(io_, pair)) << "the client could read after a refused handshake";
 }
 
@@ -77,6 +85,8 @@ TEST_F(TlsTest, RevokedClientIsRefusedWhileOtherWorkersPass) {
     ASSERT_TRUE(*pair.server_result) << "the server accepted a revoked certificate";
     std::string reason = handshakeFailureReason(pair.server, *pair.server_result);
     EXPECT_NE(reason.find("certificate revoked"), std::string::npos) << reason;
+    EXPECT_EQ(peerCertificateSummary(pair.server),
+              "'worker-revoked', serial " + tools::certificateSerialHex(revoked.cert_path));
     EXPECT_TRUE(testing::firstClientRead(io_, pair)) << "the revoked client could read";
   }
   {
@@ -163,6 +173,7 @@ TEST_F(TlsTest, ClientWithoutCertificateIsRefused) {
   std::string reason = handshakeFailureReason(pair.server, *pair.server_result);
   EXPECT_NE(reason.find("certificate"), std::string::npos) << reason;
   EXPECT_EQ(peerIdentity(pair.server), "");
+  EXPECT_EQ(peerCertificateSummary(pair.server), "") << "it presented none";
   EXPECT_TRUE(testing::firstClientRead(io_, pair)) << "the client without a certificate could read";
 }
 
