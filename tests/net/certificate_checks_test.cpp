@@ -58,7 +58,9 @@ class CertificateChecksTest : public ::testing::Test {
     detail::X509Ptr x = detail::readCertificatePem(cert.cert_path, "");
     alter(x.get());
     detail::signCertificate(x.get(), ca.key.get());
-    tools::IssuedFiles out{pki_.root() + "/" + name + ".crt", cert.key_path};
+    tools::IssuedFiles out;
+    out.cert_path = pki_.root() + "/" + name + ".crt";
+    out.key_path = cert.key_path;
     std::FILE* f = std::fopen(out.cert_path.c_str(), "w");
     EXPECT_NE(f, nullptr);
     EXPECT_EQ(PEM_write_X509(f, x.get()), 1);
