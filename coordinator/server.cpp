@@ -66,10 +66,20 @@ Server::Impl::Impl(CoordinatorConfig config)
   LOG_INFO("aggregation on " << federation_->aggregatorName());
 
   openListener(acceptor_, config_.listen_host, config_.listen_port);
-  if (!config_.port_file.empty()) {
-    std::string tmp = config_.port_file + ".tmp";
-    std::ofstream(tmp) << port() << "\n";
-    std::filesystem::rename(tmp, config_.port_file);
+  if (!config_.port_file.empty()) writePortFile();
+}
+
+// Written whole (a temp file renamed over it), so a worker never reads half a port.
+void Server::Impl::writePortFile() const {
+  const std::string tmp = config_.port_file + ".tmp";
+  std::ofstream(tmp) << port() << "\n";
+  std::error_code ec;
+  std::filesystem::rename(tmp, config_.port_file, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw std::runtime_error("cannot write listen.port_file '" + config_.port_file +
+                             "': its directory does not exist or is not writable; create the directory or point "
+                             "listen.port_file elsewhere");
   }
 }
 

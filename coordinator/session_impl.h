@@ -31,6 +31,7 @@ class Server::Impl {
   explicit Impl(CoordinatorConfig config);
   ~Impl();
   uint16_t port() const;
+  void writePortFile() const;
   int run();
   void stop();
 
