@@ -16,11 +16,7 @@ namespace detail {
 std::vector<RevokedEntry> readRevoked(const std::string& ca_dir) {
   const std::string path = joinPath(ca_dir, kRevokedFile);
   std::vector<RevokedEntry> entries;
-  if (!pathExists(path)) return entries;
-  std::istringstream lines(readTextFile(path, "check the permissions of the CA directory"));
-  std::string line;
-  for (int number = 1; std::getline(lines, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos || line[0] == '#') continue;
+  for (const auto& [number, line] : recordLines(path)) {
     std::istringstream fields(line);
     RevokedEntry entry;
     std::string extra;

@@ -14,11 +14,7 @@ namespace tapestry::tools::detail {
 std::vector<IssuedEntry> readIssued(const std::string& ca_dir) {
   const std::string path = joinPath(ca_dir, kIssuedFile);
   std::vector<IssuedEntry> entries;
-  if (!pathExists(path)) return entries;
-  std::istringstream lines(readTextFile(path, "check the permissions of the CA directory"));
-  std::string line;
-  for (int number = 1; std::getline(lines, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos || line[0] == '#') continue;
+  for (const auto& [number, line] : recordLines(path)) {
     std::istringstream fields(line);
     IssuedEntry entry;
     std::string extra;

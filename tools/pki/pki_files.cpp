@@ -103,6 +103,18 @@ std::string readTextFile(const std::string& path, const std::string& hint) {
   return data;
 }
 
+std::vector<std::pair<int, std::string>> recordLines(const std::string& path) {
+  std::vector<std::pair<int, std::string>> records;
+  if (!pathExists(path)) return records;
+  std::istringstream lines(readTextFile(path, "check the permissions of the CA directory"));
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos || line[0] == '#') continue;
+    records.emplace_back(number, line);
+  }
+  return records;
+}
+
 void writeNewFile(const std::string& path, const std::string& data, mode_t mode,
                   const std::string& exists_hint) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);

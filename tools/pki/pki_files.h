@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tapestry::tools::detail {
 
@@ -18,6 +20,11 @@ bool ensureDirectory(const std::string& dir, mode_t mode);
 
 // Reads the whole file; the error names path, errno and hint.
 std::string readTextFile(const std::string& path, const std::string& hint);
+
+// The records of a line-per-record file of the CA directory: each line that
+// is neither blank nor a '#' comment, with its 1-based line number. A missing
+// file has none.
+std::vector<std::pair<int, std::string>> recordLines(const std::string& path);
 
 // Creates path exclusively with exactly mode and writes data, fsynced.
 // Throws "<path> already exists; <exists_hint>" when it exists.
