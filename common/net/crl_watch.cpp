@@ -23,7 +23,10 @@ const char* const kRenewCrl =
     "re-sign it with `tapestry ca crl --ca <CA directory>` and ship the new crl.pem here; it is read again within a "
     "minute of changing";
 
-std::string expiredCrlMessage(const std::string& path, CrlWatch::SystemClock::time_point expiry) {
+std::string expiredCrlMessage(const std::string& path, CrlWatch::SystemClock::time_point expiry, bool running) {
+  if (!running)
+    return "the CRL in '" + path + "' expired on " + utc(expiry) + ", so every TLS handshake would fail; re-sign it " +
+           "with `tapestry ca crl --ca <CA directory>`, ship the new crl.pem here and start again";
   return "the CRL in '" + path + "' expired on " + utc(expiry) + ", so every TLS handshake fails; " + kRenewCrl;
 }
 

@@ -17,7 +17,10 @@ namespace tapestry::common::net {
 // How the operator renews a CRL.
 extern const char* const kRenewCrl;
 // What to tell the operator about a CRL that expired at `expiry`.
-std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry);
+// `running`: the daemon goes on and will read a re-signed CRL; otherwise it
+// stops at start, and the advice is to start it again.
+std::string expiredCrlMessage(const std::string& path, std::chrono::system_clock::time_point expiry,
+                              bool running = true);
 
 class CrlWatch {
  public:

@@ -45,7 +45,7 @@ void loadCommon(asio::ssl::context& ctx, const TlsSettings& s, CertificateRole r
   checkOwnCertificate(native, s, role);  // before the CRL: its issuer is checked in addCrls
   if (!s.crl_file.empty()) {
     const auto expiry = addCrls(ctx, s.crl_file);
-    if (expiry <= std::chrono::system_clock::now()) throw std::runtime_error(expiredCrlMessage(s.crl_file, expiry));
+    if (expiry <= std::chrono::system_clock::now()) throw std::runtime_error(expiredCrlMessage(s.crl_file, expiry, false));
     X509_STORE_set_flags(SSL_CTX_get_cert_store(native), X509_V_FLAG_CRL_CHECK);
   }
   SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, &rememberPresentedCertificate);

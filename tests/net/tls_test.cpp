@@ -157,6 +157,8 @@ TEST_F(TlsTest, AnExpiredCrlStopsTheStartAndSaysHowToRenewIt) {
     const std::string what = e.what();
     EXPECT_NE(what.find("'" + path + "' expired on "), std::string::npos) << what;
     EXPECT_NE(what.find("tapestry ca crl --ca"), std::string::npos) << what;
+    EXPECT_NE(what.find("and start again"), std::string::npos) << what;
+    EXPECT_EQ(what.find("within a minute"), std::string::npos) << "the daemon stops; it reads nothing again:\n" << what;
   }
 }
 
