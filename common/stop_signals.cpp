@@ -25,6 +25,7 @@ static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs l
 
 constexpr int kSignals[] = {SIGINT, SIGTERM};
 struct sigaction g_previous[2];
+std::atomic<bool> g_ignore_once_done{false};
 
 void wake(int signo) {
   const int saved = errno;
@@ -77,7 +78,11 @@ StopSignals::StopSignals(std::string what) : what_(std::move(what)) {
 }
 
 StopSignals::~StopSignals() {
-  for (size_t i = 0; i < 2; ++i) ::sigaction(kSignals[i], &g_previous[i], nullptr);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  const bool done = g_ignore_once_done.exchange(false);
+  for (size_t i = 0; i < 2; ++i) ::sigaction(kSignals[i], done ? &ignore : &g_previous[i], nullptr);
   wake(0);  // 0: the watcher's cue to end
   watcher_.join();
   ::close(g_pipe_write.exchange(-1));
@@ -86,6 +91,8 @@ StopSignals::~StopSignals() {
 }
 
 int StopSignals::signal() const { return g_signal.load(); }
+
+void StopSignals::ignoreOnceDone() { g_ignore_once_done = true; }
 
 bool StopSignals::waitFor(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);

@@ -45,6 +45,12 @@ class StopSignals {
   // As if `signo` had arrived (tests; a stop asked for from code).
   void request(int signo);
 
+  // From now on the instance's destructor leaves SIGINT and SIGTERM ignored
+  // instead of restoring their dispositions: for a daemon whose work is done
+  // and that only exits, where a late signal must not turn a clean end into
+  // exit code 143 during the process's teardown.
+  static void ignoreOnceDone();
+
  private:
   void watch();
   void deliver(int signo);

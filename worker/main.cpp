@@ -1,5 +1,6 @@
 // tapestry-worker: trains on local data and syncs with the coordinator.
 #include "common/daemon_main.h"
+#include "common/stop_signals.h"
 #include "common/log.h"
 #include "worker/worker_daemon.h"
 
@@ -10,6 +11,9 @@ int main(int argc, char** argv) {
                                        auto config = tapestry::worker::loadWorkerConfig(config_path, workdir);
                                        tapestry::common::setLogComponent("worker " + config.name);
                                        tapestry::worker::WorkerDaemon daemon(std::move(config));
-                                       return daemon.run();
+                                       const int rc = daemon.run();
+                                       // Only the exit is left: a signal now must not change its code.
+                                       tapestry::common::StopSignals::ignoreOnceDone();
+                                       return rc;
                                      });
 }

@@ -128,6 +128,15 @@ class WorkerDaemon::Impl {
       throw std::runtime_error("state in " + config_.state_dir + " is for model fingerprint " + saved_->fingerprint +
                                " but the config's model has " + fingerprint_ +
                                "; use a fresh state_dir or the original model");
+    if (saved_ && !saved_->shard_dir.empty() &&
+        (saved_->shard_dir != config_.shard_dir || saved_->shard_samples != shard_.train.size())) {
+      LOG_WARN("the state in " << config_.state_dir << " was trained on shard " << saved_->shard_dir << " ("
+                               << saved_->shard_samples << " training samples), but data.shard is now "
+                               << config_.shard_dir << " (" << shard_.train.size()
+                               << "): the parameters are kept and the data is read from the start of a new epoch");
+      saved_->trainer.position = 0;
+      ++saved_->trainer.epoch;
+    }
     if (size_t cut = common::dropTornLastLine(roundLogPath()))
       LOG_WARN("cut an unfinished last line (" << cut << " bytes) off " << roundLogPath()
                                                << ", left by a crash while it was written");
@@ -369,6 +378,8 @@ class WorkerDaemon::Impl {
     // Encoded before the save, so the residual this push leaves is saved with
     // it: a restart after the push has counted still owes it to the next round.
     OutgoingPush out = encodeOutgoing(*e.consensus);
+    state_.shard_dir = config_.shard_dir;
+    state_.shard_samples = shard_.train.size();
     saveWorkerState(state_, config_.state_dir);
     if (stop_.requested()) {
       // A stop does not wait for a push: the next start sends this one, saved.

@@ -26,6 +26,10 @@ void saveWorkerState(const WorkerState& s, const std::string& state_dir) {
                          {"restarted", s.restarted},
                          {"metric_samples", s.metric_samples}};
   if (std::isfinite(s.metric)) meta["metric"] = s.metric;
+  if (!s.shard_dir.empty()) {
+    meta["shard"] = s.shard_dir;
+    meta["shard_samples"] = s.shard_samples;
+  }
   common::CheckpointWriter writer;
   writer.setMetadata(meta.dump());
   writer.addSection("parameters", s.trainer.parameters.data(), s.trainer.parameters.size() * sizeof(float));
@@ -59,6 +63,8 @@ std::optional<WorkerState> loadWorkerState(const std::string& state_dir) {
     s.trainer.optimizer_steps = meta.value("optimizer_steps", uint64_t{0});
     s.scaffold.digest = meta.value("scaffold_digest", uint64_t{0});
     s.restarted = meta.value("restarted", false);
+    s.shard_dir = meta.value("shard", "");
+    s.shard_samples = meta.value("shard_samples", uint64_t{0});
     if (meta.contains("metric") && meta["metric"].is_number()) {
       s.metric = meta["metric"].get<double>();
       s.metric_samples = meta.value("metric_samples", uint64_t{0});

@@ -33,6 +33,11 @@ struct WorkerState {
   // again, so the coordinator's judgement of that consensus survives a restart.
   double metric = std::numeric_limits<double>::quiet_NaN();
   uint64_t metric_samples = 0;
+  // The data the trainer's position counts in: data.shard and its training
+  // samples (images, or text bytes). Empty and 0 in a state saved before they
+  // were recorded.
+  std::string shard_dir;
+  uint64_t shard_samples = 0;
 };
 
 void saveWorkerState(const WorkerState& state, const std::string& state_dir);

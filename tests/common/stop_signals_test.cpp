@@ -83,6 +83,29 @@ TEST(StopSignalsDeathTest, ASecondSignalWhileStoppingExitsAtOnce) {
       ::testing::ExitedWithCode(128 + SIGTERM), "second signal while stopping: exiting at once");
 }
 
+// A daemon done with its work only exits: a signal during its teardown
+// leaves the exit code alone.
+TEST(StopSignalsDeathTest, OnceDoneASignalIsIgnoredWhileTheProcessExits) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        { StopSignals stop("stopping"); }
+        StopSignals::ignoreOnceDone();
+        { StopSignals stop("stopping"); }
+        ::raise(SIGTERM);
+        ::raise(SIGINT);
+        std::_Exit(7);
+      },
+      ::testing::ExitedWithCode(7), "");
+  EXPECT_EXIT(
+      {
+        { StopSignals stop("stopping"); }
+        ::raise(SIGTERM);  // without it, the previous disposition: the default, which kills
+        std::_Exit(7);
+      },
+      ::testing::KilledBySignal(SIGTERM), "");
+}
+
 TEST(StopSignals, SignalNames) {
   EXPECT_EQ(signalName(SIGTERM), "SIGTERM");
   EXPECT_EQ(signalName(SIGINT), "SIGINT");

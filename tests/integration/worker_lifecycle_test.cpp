@@ -179,6 +179,37 @@ TEST(WorkerLifecycle, AShardOfTheWrongKindIsRefusedAtStart) {
   EXPECT_EQ(statusOf(h, h.workerName(0)).at("state"), "failed");
 }
 
+// A member that points data.shard at other data between two runs keeps its
+// parameters, is told so, and reads the new data from the start of an epoch
+// (its saved position counted in the old shard).
+TEST(WorkerLifecycle, AnotherShardAfterARestartIsToldAndReadFromItsStart) {
+  FederationOptions o;
+  o.workers = 2;
+  o.min_workers = o.quorum = 2;
+  o.max_rounds = 3;
+  o.local_steps = 500;
+  FederationHarness h(o);
+  auto coordinator = h.startCoordinator();
+  auto worker0 = h.startWorker(0);
+  auto worker1 = h.startWorker(1);
+  ASSERT_TRUE(h.waitForRounds(1, seconds(120))) << h.log("coordinator");
+  ASSERT_TRUE(waitForStatus(
+      h, h.workerName(0), [](const nlohmann::json& s) { return s.at("state") == "training"; }, seconds(120)))
+      << h.log(h.workerName(0));
+  worker0.signal(SIGTERM);
+  expectExit(worker0, 0, h, h.workerName(0));
+  ASSERT_TRUE(worker::loadWorkerState(h.path("state/" + h.workerName(0))).has_value());
+  editWorkerConfig(h, 0, [](nlohmann::json& c) { c["data"]["shard"] = "shards/worker-1"; });
+  const size_t before = h.log(h.workerName(0)).size();
+  worker0 = h.startWorker(0);
+  expectExit(worker0, 0, h, h.workerName(0));
+  expectExit(worker1, 0, h, h.workerName(1));
+  expectExit(coordinator, 0, h, "coordinator");
+  const std::string second_run = h.log(h.workerName(0)).substr(before);
+  EXPECT_TRUE(contains(second_run, "(96 training samples), but data.shard is now")) << second_run;
+  EXPECT_TRUE(contains(second_run, "(192): the parameters are kept")) << second_run;
+}
+
 // No port file: the worker says it waits for it, connects nowhere, and gives
 // up after reconnect.give_up_s naming the file.
 TEST(WorkerLifecycle, AMissingPortFileIsWaitedForThenGivenUpOnByName) {

@@ -77,9 +77,13 @@ class WorkerStateTest : public ::testing::Test {
 
 TEST_F(WorkerStateTest, RoundTripIsBitIdentical) {
   WorkerState saved = sampleState();
+  saved.shard_dir = "/data/shards/worker-3";
+  saved.shard_samples = 5400;
   saveWorkerState(saved, dir_ / "state");
   auto loaded = loadWorkerState(dir_ / "state");
   ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->shard_dir, saved.shard_dir) << "the data the position counts in";
+  EXPECT_EQ(loaded->shard_samples, 5400u);
   EXPECT_EQ(loaded->federation_id, saved.federation_id);
   EXPECT_EQ(loaded->fingerprint, saved.fingerprint);
   EXPECT_EQ(loaded->trained_round, saved.trained_round);
