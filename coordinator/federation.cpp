@@ -133,10 +133,9 @@ void Federation::rewriteRoundLog() const {
   std::ofstream out(staged, std::ios::trunc);
   {
     std::ifstream in(path);
-    const std::string prefix = "{\"round\":";
     for (std::string line; std::getline(in, line);) {
-      if (line.rfind(prefix, 0) != 0 || line.back() != '}') continue;
-      if (std::strtoull(line.c_str() + prefix.size(), nullptr, 10) < first) out << line << "\n";
+      const auto round = loggedRound(line);
+      if (round && *round < first) out << line << "\n";
     }
   }
   for (const RoundRecord& r : state_.log) out << roundJson(r) << "\n";

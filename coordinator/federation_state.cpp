@@ -20,10 +20,9 @@ constexpr const char* kGenericRemedy = "; restore it from a backup or delete it 
 // The last round rounds.jsonl in `state_dir` names; 0 when it names none.
 uint64_t lastLoggedRound(const std::string& state_dir) {
   std::ifstream in(fs::path(state_dir) / "rounds.jsonl");
-  const std::string prefix = "{\"round\":";
   uint64_t last = 0;
   for (std::string line; std::getline(in, line);)
-    if (line.rfind(prefix, 0) == 0) last = std::max<uint64_t>(last, std::strtoull(line.c_str() + prefix.size(), nullptr, 10));
+    if (const auto round = loggedRound(line)) last = std::max(last, *round);
   return last;
 }
 
@@ -63,6 +62,12 @@ void refuseOrphanedHistory(const std::string& state_dir) {
 
 std::string checkpointPath(const std::string& state_dir) {
   return (std::filesystem::path(state_dir) / "coordinator.ckpt").string();
+}
+
+std::optional<uint64_t> loggedRound(const std::string& line) {
+  const std::string prefix = "{\"round\":";
+  if (line.rfind(prefix, 0) != 0 || line.back() != '}') return std::nullopt;
+  return std::strtoull(line.c_str() + prefix.size(), nullptr, 10);
 }
 
 void saveFederationState(const FederationState& s, const std::vector<float>& consensus,

@@ -53,6 +53,10 @@ struct FederationState {
 constexpr size_t kMaxRoundLog = 10000;
 
 std::string checkpointPath(const std::string& state_dir);
+
+// The round a whole line of rounds.jsonl ({"round":N,...}) records; nullopt
+// for anything else (a torn last line, a foreign line).
+std::optional<uint64_t> loggedRound(const std::string& line);
 // Atomic write of state_dir/coordinator.ckpt with the given consensus and
 // server-optimizer state (state.consensus/momentum/second_moment are ignored).
 // Throws std::runtime_error.

@@ -2,7 +2,6 @@
 
 #include <openssl/err.h>
 
-#include <ctime>
 #include <sstream>
 #include <stdexcept>
 
@@ -38,15 +37,6 @@ void appendIssued(const std::string& ca_dir, const IssuedEntry& entry) {
   if (!text.empty() && text.back() != '\n') text += '\n';
   text += entry.serial_hex + " " + std::to_string(entry.not_after) + " " + entry.kind + " " + entry.name + "\n";
   writeFileAtomic(path, text, 0644);
-}
-
-std::string formatDay(int64_t epoch_seconds) {
-  const auto t = static_cast<std::time_t>(epoch_seconds);
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char buffer[16];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &utc);
-  return buffer;
 }
 
 }  // namespace tapestry::tools::detail

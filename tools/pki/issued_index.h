@@ -24,7 +24,4 @@ struct IssuedEntry {
 std::vector<IssuedEntry> readIssued(const std::string& ca_dir);
 void appendIssued(const std::string& ca_dir, const IssuedEntry& entry);
 
-// "2028-03-01" for notAfter dates in messages.
-std::string formatDay(int64_t epoch_seconds);
-
 }  // namespace tapestry::tools::detail

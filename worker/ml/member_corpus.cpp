@@ -17,10 +17,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kCorpusRemedy = "; give --corpus LANG=PATH a UTF-8 text file or a directory of them";
 
-bool isBlankLine(std::string_view line) {
-  return std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c) != 0; });
-}
-
 bool isContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 
 // Lines of `text` without their "\n" (a "\r" stays); a last line without one counts.
@@ -76,6 +72,10 @@ std::vector<fs::path> corpusFiles(const fs::path& root) {
 
 }  // namespace
 
+bool isBlank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; });
+}
+
 size_t firstNonTextByte(const std::string& bytes) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
@@ -118,7 +118,7 @@ std::vector<std::string> splitCorpusEntries(const std::string& text) {
   std::vector<std::string> entries;
   std::string entry;
   for (const std::string_view line : all) {
-    if (isBlankLine(line)) {
+    if (isBlank(line)) {
       if (!entry.empty()) entries.push_back(std::move(entry));
       entry.clear();
       continue;
@@ -130,7 +130,7 @@ std::vector<std::string> splitCorpusEntries(const std::string& text) {
   if (entries.size() >= 2) return entries;
   entries.clear();  // one paragraph: its lines are the entries
   for (const std::string_view line : all)
-    if (!isBlankLine(line)) entries.push_back(std::string(line) + "\n");
+    if (!isBlank(line)) entries.push_back(std::string(line) + "\n");
   return entries;
 }
 

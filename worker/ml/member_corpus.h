@@ -6,6 +6,7 @@
 // lines (paragraphs), else at line ends.
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tapestry::worker {
@@ -13,6 +14,9 @@ namespace tapestry::worker {
 // The offset of the first byte that keeps `bytes` from being UTF-8 text (a
 // NUL, a malformed or overlong sequence, a surrogate); npos when there is none.
 size_t firstNonTextByte(const std::string& bytes);
+
+// Whether `text` holds nothing but whitespace.
+bool isBlank(std::string_view text);
 
 // `text` cut into entries as above, each ending in "\n"; blank entries dropped.
 std::vector<std::string> splitCorpusEntries(const std::string& text);

@@ -76,10 +76,6 @@ std::string missingLanguage(const std::string& fortunes_dir, const std::string& 
          ", or give the language's own text with --corpus " + language + "=PATH";
 }
 
-bool isBlank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isspace(c) != 0; });
-}
-
 uint64_t languageStream(const std::string& language) {
   uint64_t hash = 0xcbf29ce484222325ULL;
   for (const unsigned char c : language) {
