@@ -1,6 +1,7 @@
 #include <boost/asio/post.hpp>
 
 #include <array>
+#include <utility>
 
 #include "common/error.h"
 #include "common/net/connection_impl.h"
@@ -119,7 +120,7 @@ void Connection::readTrailer() {
 void Connection::sendControl(std::string body) {
   // Our own messages are small by construction; one that is not would be
   // refused by the peer, so fail here where the cause is visible.
-  if (body.size() > kMaxControlBytes) return close(makeError(Errc::kFrameTooLarge));
+  if (body.size() > kMaxControlBytes) return closeFromSend(makeError(Errc::kFrameTooLarge));
   OutFrame frame;
   frame.owned = std::move(body);
   frame.length = frame.owned.size();
@@ -139,7 +140,7 @@ void Connection::enqueue(OutFrame&& frame) {
   if (closed_ || close_after_writes_) return;
   const size_t bytes = frame.length + kFrameHeaderSize + kFrameTrailerSize;
   if (options_.max_queued_bytes != 0 && queued_bytes_ + bytes > options_.max_queued_bytes)
-    return close(makeError(Errc::kNotReading));
+    return closeFromSend(makeError(Errc::kNotReading));
   queued_bytes_ += bytes;
   out_.push_back(std::move(frame));
   if (!writing_) writeNext();
@@ -205,8 +206,28 @@ void Connection::fail(const boost::system::error_code& ec, std::error_code mappe
 }
 
 void Connection::close(std::error_code reason) {
+  if (!closed_) shutDown(reason);
+  notifyClosed();  // at once; or now, for a close from a send not yet told
+}
+
+// A send that ends the session (its peer does not read, or the frame is
+// ours and too large) must not call back into the handler from inside the
+// send: the caller may be walking a list of sessions that onClosed changes.
+// The transport closes now; the handler hears of it once the call returned.
+void Connection::closeFromSend(std::error_code reason) {
   if (closed_) return;
+  shutDown(reason);
+  asio::post(stream_.executor(), [self = shared_from_this()] { self->notifyClosed(); });
+}
+
+void Connection::notifyClosed() {
+  FrameHandler* handler = std::exchange(handler_, nullptr);
+  if (handler) handler->onClosed(closed_reason_);
+}
+
+void Connection::shutDown(std::error_code reason) {
   closed_ = true;
+  closed_reason_ = reason;
   // After abort() the stream never again reads into the handler's chunk
   // buffer (which onClosed may free) nor encrypts from a keepalive that
   // out_.clear() frees.
@@ -228,9 +249,6 @@ void Connection::close(std::error_code reason) {
     stream_.socket().close(ignored);
   }
   out_.clear();
-  FrameHandler* handler = handler_;
-  handler_ = nullptr;
-  if (handler) handler->onClosed(reason);
 }
 
 }  // namespace tapestry::common::net

@@ -8,7 +8,9 @@
 // does not take what is left after closeAfterWrites() within the idle
 // timeout, is closed. The first error closes the session and reaches the handler once, in
 // onClosed(); after that the handler is never called again, so its owner may
-// destroy it there.
+// destroy it there. A close caused by a send (sendControl, sendChunk) is told
+// from the io_context once that call has returned, never from inside it; a
+// close() before then tells it at once.
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
@@ -110,6 +112,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void armDrainTimer();
   void armHeartbeat();
   void fail(const boost::system::error_code& ec, std::error_code mapped);
+  void closeFromSend(std::error_code reason);
+  void shutDown(std::error_code reason);
+  void notifyClosed();
 
   TlsStream stream_;
   ConnectionOptions options_;
@@ -129,7 +134,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_after_writes_ = false;
   bool chunks_only_keepalive_ = false;
   bool idle_paused_ = false;  // a chunk read waits for a buffer (deferChunk)
-  std::error_code close_reason_;
+  std::error_code close_reason_;   // for closeAfterWrites
+  std::error_code closed_reason_;  // what onClosed is told
   size_t queued_bytes_ = 0;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;

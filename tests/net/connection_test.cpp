@@ -411,8 +411,31 @@ TEST_F(ConnectionTest, SendingPastMaxQueuedBytesClosesWithNotReading) {
   EXPECT_TRUE(server_->open());
   server_->sendChunk(data, chunk->size(), chunk);  // the first is not written yet: 120 kB would be queued
   EXPECT_FALSE(server_->open());
+  // The handler hears of it from the io_context, not from inside the send,
+  // whose caller may be walking a list of sessions that onClosed changes.
+  EXPECT_EQ(server_handler_.closed_count, 0);
+  ASSERT_TRUE(runUntil(io_, [&] { return server_handler_.closed_count > 0; }));
   EXPECT_EQ(server_handler_.closed_count, 1);
   EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kNotReading));
+}
+
+TEST_F(ConnectionTest, AClosePendingFromASendIsToldOnceAndAtOnceByClose) {
+  ConnectionOptions server_options;
+  server_options.max_queued_bytes = 100000;
+  connectBoth(server_options, {});
+  auto chunk = std::make_shared<std::string>(randomBytes(60000, 12));
+  const auto* data = reinterpret_cast<const uint8_t*>(chunk->data());
+  server_->sendChunk(data, chunk->size(), chunk);
+  server_->sendChunk(data, chunk->size(), chunk);
+  ASSERT_FALSE(server_->open());
+  EXPECT_EQ(server_handler_.closed_count, 0);
+  // An owner closing it before the io_context runs (its destructor, say) is
+  // told now, with the first reason, and never again.
+  server_->close(makeError(Errc::kClosed));
+  EXPECT_EQ(server_handler_.closed_count, 1);
+  EXPECT_EQ(server_handler_.closed_reason, makeError(Errc::kNotReading));
+  EXPECT_TRUE(quietFor(io_, 300ms, [&] { return server_handler_.closed_count > 1; }));
+  EXPECT_EQ(server_handler_.closed_count, 1);
 }
 
 TEST_F(ConnectionTest, ClosingAfterWritesHearsNothingMoreAndGivesUpOnAPeerThatDoesNotRead) {
