@@ -1,15 +1,33 @@
 #include "common/line_log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <cstdint>
 #include <stdexcept>
 #include <system_error>
 
 namespace tapestry::common {
 
 void appendLine(const std::string& path, const std::string& line) {
-  std::ofstream(path, std::ios::app) << line << "\n";
+  const std::string text = line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path + " to append to it");
+  const char* at = text.data();
+  size_t left = text.size();
+  int error = 0;
+  while (left > 0 && error == 0) {
+    const ssize_t n = ::write(fd, at, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) error = errno;
+    else at += n, left -= static_cast<size_t>(n);
+  }
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  ::close(fd);
+  if (error != 0) throw std::system_error(error, std::generic_category(), "cannot append a line to " + path);
 }
 
 size_t dropTornLastLine(const std::string& path) {

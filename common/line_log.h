@@ -8,7 +8,10 @@
 
 namespace tapestry::common {
 
-// Appends `line` and a newline to `path`, creating the file if needed.
+// Appends `line` and a newline to `path`, creating the file if needed, and
+// makes it durable (fsync) before returning. Throws std::system_error naming
+// the file when it cannot be opened, written (a full disk) or synced; a
+// short write then leaves a torn line that dropTornLastLine cuts.
 void appendLine(const std::string& path, const std::string& line);
 
 // Truncates `path` after its last newline; returns the bytes cut (0 when the

@@ -697,7 +697,13 @@ void Federation::restoreCheckpoint(std::vector<float>& consensus) {
 // once the state that holds it is durable.
 void Federation::appendRoundLog() {
   if (unlogged_round_.empty()) return;
-  common::appendLine(config_.state_dir + "/rounds.jsonl", unlogged_round_);
+  try {
+    common::appendLine(config_.state_dir + "/rounds.jsonl", unlogged_round_);
+  } catch (const std::exception& e) {
+    // A convenience copy of what the checkpoint holds: the federation goes on.
+    LOG_WARN(e.what() << "; round " << logic_.round()
+                      << " is missing from it until the coordinator restarts, which rebuilds it from the checkpoint");
+  }
   unlogged_round_.clear();
 }
 

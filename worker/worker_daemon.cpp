@@ -514,7 +514,12 @@ class WorkerDaemon::Impl {
     if (std::isfinite(interval)) line["since_last_push_s"] = interval;
     if (restarted) line["restarted_from_consensus"] = true;
     idle_s_ = 0;
-    common::appendLine(roundLogPath(), line.dump());
+    try {
+      common::appendLine(roundLogPath(), line.dump());
+    } catch (const std::exception& e) {
+      // A record for the member's engineers, not state: training goes on.
+      LOG_WARN(e.what() << "; round " << round + 1 << " is missing from it");
+    }
     last_round_ = std::move(line);
   }
 

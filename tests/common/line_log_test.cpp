@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 
 #include "common/line_log.h"
 
@@ -59,6 +61,24 @@ TEST_F(LineLogTest, ATornLineLongerThanOneReadBlockIsCutWhole) {
   write(torn);  // a log whose only line is torn becomes empty
   EXPECT_EQ(dropTornLastLine(path_), torn.size());
   EXPECT_EQ(read(), "");
+}
+
+TEST_F(LineLogTest, AnAppendThatCannotBeWrittenThrowsNamingTheFile) {
+  try {
+    appendLine(root_ + "/missing/rounds.jsonl", "{}");
+    FAIL() << "appended into a directory that does not exist";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find(root_ + "/missing/rounds.jsonl"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code().value(), ENOENT);
+  }
+  // /dev/full answers every write with ENOSPC, as a full disk does.
+  try {
+    appendLine("/dev/full", "{\"round\":1}");
+    FAIL() << "a write to a full device went unnoticed";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOSPC) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/dev/full"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
