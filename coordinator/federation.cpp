@@ -24,6 +24,9 @@ using common::makeError;
 
 namespace {
 
+constexpr size_t kMaxFingerprintBytes = 256;
+constexpr size_t kMaxModelSpecBytes = 64 * 1024;
+
 proto::Algorithm toProto(Algorithm a) {
   switch (a) {
     case Algorithm::kFedAvg: return proto::ALGORITHM_FEDAVG;
@@ -181,6 +184,16 @@ Rejection Federation::admit(const std::string& id, const proto::HelloFromWorker&
     return reject(Errc::kProtocolVersion, "worker speaks protocol version " + std::to_string(hello.protocol_version()) +
                                               " but this coordinator speaks " + std::to_string(common::kProtocolVersion) +
                                               "; run the same Tapestry release on both sides");
+  // The fingerprint and the spec are echoed in errors, logs, the checkpoint
+  // and status.json: bounded here, so that none of them carries a megabyte.
+  if (hello.model_fingerprint().empty() || hello.model_fingerprint().size() > kMaxFingerprintBytes)
+    return reject(Errc::kMalformedFrame, "model_fingerprint of " + std::to_string(hello.model_fingerprint().size()) +
+                                             " bytes is out of range (1.." + std::to_string(kMaxFingerprintBytes) +
+                                             "); run the same Tapestry release on both sides");
+  if (hello.model_spec().size() > kMaxModelSpecBytes)
+    return reject(Errc::kMalformedFrame, "model_spec of " + std::to_string(hello.model_spec().size()) +
+                                             " bytes is longer than " + std::to_string(kMaxModelSpecBytes) +
+                                             "; describe the model in fewer bytes");
   if (hello.parameter_count() == 0 || hello.parameter_count() > common::kMaxPayloadElements)
     return reject(Errc::kMalformedFrame, "parameter_count " + std::to_string(hello.parameter_count()) + " is out of range");
   if (!pinnedModelAdmits(hello.model_fingerprint(), hello.parameter_count()))

@@ -52,6 +52,26 @@ TEST_F(FederationFaultsTest, AdmissionRejectsAnotherModel) {
   EXPECT_EQ(f->state().members, std::vector<std::string>{"a"});
 }
 
+TEST_F(FederationFaultsTest, AdmissionRejectsAnOutsizedFingerprintOrSpecWithoutEchoingIt) {
+  auto f = make(config());
+  proto::WelcomeToWorker welcome;
+  const std::string huge(300000, 'x');
+  Rejection r = f->admit("a", hello(huge), &welcome);
+  EXPECT_EQ(r.code, Errc::kMalformedFrame);
+  EXPECT_TRUE(mentions(r, "model_fingerprint of 300000 bytes")) << r.message.substr(0, 200);
+  r = f->admit("a", hello(""), &welcome);
+  EXPECT_EQ(r.code, Errc::kMalformedFrame);
+  EXPECT_TRUE(mentions(r, "model_fingerprint of 0 bytes")) << r.message;
+  proto::HelloFromWorker h = hello();
+  h.set_model_spec(huge);
+  r = f->admit("a", h, &welcome);
+  EXPECT_EQ(r.code, Errc::kMalformedFrame);
+  EXPECT_TRUE(mentions(r, "model_spec of 300000 bytes")) << r.message.substr(0, 200);
+  EXPECT_LT(r.message.size(), 1000u);
+  EXPECT_TRUE(f->state().fingerprint.empty()) << "a rejected worker must not set the federation's model";
+  EXPECT_FALSE(f->admit("a", hello(), &welcome)) << "the same member with a sane Hello is admitted";
+}
+
 TEST_F(FederationFaultsTest, AnEmptyFederationForgetsItsModelBeforeZ0) {
   auto f = make(config());
   admitOk(*f, "a");
