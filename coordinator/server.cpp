@@ -242,27 +242,54 @@ void Server::Impl::admitted(const std::shared_ptr<Session>& session) {
   watchInitialProvider();
 }
 
-// The member asked for z_0 must begin sending it within the idle timeout.
-// One that stays connected without doing so (heartbeats keep a session
+// The member asked for z_0 must begin sending it within the idle timeout,
+// and have sent all of it within rounds.deadline_s + rounds.push_grace_s of
+// being asked, the bound on any push. One that stays connected without doing
+// so (heartbeats keep a session alive; chunks that trickle in keep a push
 // alive) would stall the federation before it starts, so it is let go and
 // the next member waiting is asked.
 void Server::Impl::watchInitialProvider() {
   const std::string provider = federation_->initialProvider();
   if (provider.empty() || provider == watched_provider_) return;
   watched_provider_ = provider;
-  initial_timer_.expires_after(config_.idle_timeout);
-  initial_timer_.async_wait([this, provider](const boost::system::error_code& ec) {
+  const auto asked = Clock::now();
+  initial_timer_.expires_at(asked + config_.idle_timeout);
+  initial_timer_.async_wait([this, provider, asked](const boost::system::error_code& ec) {
     if (ec) return;
-    watched_provider_.clear();
-    if (federation_->hasConsensus() || federation_->initialProvider() != provider || federation_->initialStarted())
+    if (federation_->hasConsensus() || federation_->initialProvider() != provider) {
+      watched_provider_.clear();
       return;
-    auto it = sessions_.find(provider);
-    if (it == sessions_.end()) return;
-    std::ostringstream why;
-    why << "asked for the initial vector z_0 " << std::chrono::duration<double>(config_.idle_timeout).count()
-        << " s ago (limits.idle_timeout_s), this member has not begun sending it; another member is asked";
-    it->second->cutOff(why.str());
+    }
+    if (federation_->initialStarted()) {
+      const auto limit = asked + config_.rounds.deadline + config_.rounds.push_grace;
+      if (Clock::now() < limit) {
+        initial_timer_.expires_at(limit);
+        initial_timer_.async_wait([this, provider](const boost::system::error_code& e) {
+          if (e) return;
+          watched_provider_.clear();
+          if (federation_->hasConsensus() || federation_->initialProvider() != provider) return;
+          cutOffInitialProvider(provider);
+        });
+        return;
+      }
+      watched_provider_.clear();
+      return cutOffInitialProvider(provider);
+    }
+    watched_provider_.clear();
+    cutOffInitialProvider(provider);
   });
+}
+
+void Server::Impl::cutOffInitialProvider(const std::string& provider) {
+  auto it = sessions_.find(provider);
+  if (it == sessions_.end()) return;
+  const bool begun = federation_->initialStarted();
+  const auto limit = begun ? config_.rounds.deadline + config_.rounds.push_grace : config_.idle_timeout;
+  std::ostringstream why;
+  why << "asked for the initial vector z_0 more than " << std::chrono::duration<double>(limit).count() << " s ago ("
+      << (begun ? "rounds.deadline_s + rounds.push_grace_s" : "limits.idle_timeout_s") << "), this member has not "
+      << (begun ? "finished" : "begun") << " sending it; another member is asked";
+  it->second->cutOff(why.str());
 }
 
 bool Server::Impl::identityActive(const std::string& identity) const { return sessions_.count(identity) > 0; }

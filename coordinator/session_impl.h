@@ -54,6 +54,7 @@ class Server::Impl {
   void armDeadline();
   void cutOffSlowPushes();
   void watchInitialProvider();
+  void cutOffInitialProvider(const std::string& provider);
   void watchCrl();
   // The CRLs just read revoke these sessions' certificates: close them.
   void closeRevokedSessions();

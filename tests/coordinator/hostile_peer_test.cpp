@@ -3,7 +3,7 @@
 // session that never says Hello, a second session slipping chunks into the
 // first one's push, a push that stalls while heartbeats keep flowing, a push
 // that trickles in just fast enough to stay alive, a member asked for z_0 that
-// never sends it, and stale pushes sent over and over. Each must cost the federation nothing.
+// never sends it or sends it a chunk at a time, and stale pushes sent over and over. Each must cost the federation nothing.
 // Also, over the same wire, a late push that rounds.max_staleness admits.
 #include <gtest/gtest.h>
 
@@ -214,6 +214,34 @@ TEST_F(HostilePeerTest, AMemberAskedForZ0ThatNeverSendsItIsLetGoAndAnotherIsAske
   // alice only sends heartbeats: after the idle timeout bob is asked instead.
   ASSERT_TRUE(bob->waitFor([&] { return bob->count(proto::CoordinatorMessage::kInitialRequest) == 1; }, 20s));
   EXPECT_TRUE(alice->waitFor([&] { return alice->toldError("has not begun sending it; another member is asked"); }));
+  const std::vector<float> z0 = values(2.0f);
+  const auto payload = encode(z0);
+  bob->push(0, payload, /*initial=*/true);
+  for (size_t c = 0; c < payload->chunks(); ++c) bob->chunk(payload, c);
+  ASSERT_TRUE(bob->waitFor([&] { return bob->consensus(0).has_value(); }));
+  EXPECT_EQ(*bob->consensus(0), z0);
+}
+
+TEST_F(HostilePeerTest, AZ0UploadThatTricklesInIsCutOffAndAnotherMemberIsAsked) {
+  // Each chunk comes 4 s after the last, inside the 6 s idle timeout, but z_0
+  // would be whole only 8 s after it was asked for, past deadline + grace (2 s).
+  startServer(6s, 1s, 1s);
+  auto alice = connect(alice_tls_);
+  alice->hello();
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+  ASSERT_TRUE(alice->messages.front().welcome().send_initial());
+  auto bob = connect(bob_tls_);
+  bob->hello();
+  ASSERT_TRUE(bob->waitFor([&] { return bob->count(proto::CoordinatorMessage::kWelcome) == 1; }));
+  const auto slow = encode(values(9.0f));
+  alice->push(0, slow, /*initial=*/true);
+  for (size_t c = 0; c < slow->chunks() && !alice->closed(); ++c) {
+    if (c > 0) alice->waitFor([&] { return alice->closed(); }, 4s);
+    alice->chunk(slow, c);
+  }
+  ASSERT_TRUE(bob->waitFor([&] { return bob->count(proto::CoordinatorMessage::kInitialRequest) == 1; }, 20s))
+      << "alice's trickling z_0 held the federation before its start";
+  EXPECT_TRUE(alice->waitFor([&] { return alice->toldError("has not finished sending it; another member is asked"); }));
   const std::vector<float> z0 = values(2.0f);
   const auto payload = encode(z0);
   bob->push(0, payload, /*initial=*/true);
