@@ -164,6 +164,9 @@ void readLimits(ConfigReader r, CoordinatorConfig& c) {
   c.inflight_chunks = r.optional<size_t>("inflight_chunks", c.inflight_chunks);
   if (c.inflight_chunks == 0 || c.inflight_chunks > 1024) r.fail("inflight_chunks", "must be between 1 and 1024");
   c.max_sessions = r.optional<size_t>("max_sessions", c.max_sessions);
+  c.max_handshakes_per_address = r.optional<size_t>("max_handshakes_per_address", c.max_handshakes_per_address);
+  if (c.max_handshakes_per_address == 0)
+    r.fail("max_handshakes_per_address", "must be at least 1: TLS handshakes in progress from one IP address");
   c.final_linger = r.seconds("final_linger_s", c.final_linger, /*allow_zero=*/true);
   r.finish();
 }

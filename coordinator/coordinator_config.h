@@ -53,6 +53,9 @@ struct CoordinatorConfig {
   std::chrono::milliseconds heartbeat_interval{5000};
   uint32_t chunk_elements = 1u << 20;
   size_t max_sessions = 1024;
+  // TLS handshakes in progress from one IP address: a host that opens
+  // connections and never finishes them cannot take every session slot.
+  size_t max_handshakes_per_address = 8;
   // After the last round: how long to wait for members that have not yet
   // fetched the final consensus before exiting.
   std::chrono::milliseconds final_linger{120000};

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -176,14 +177,27 @@ void Server::Impl::accept() {
     } else if (handshaking_ + unadmitted_.size() + sessions_.size() >= config_.max_sessions) {
       LOG_WARN("refusing a connection: " << config_.max_sessions << " sessions already (limits.max_sessions)");
     } else {
-      socket.set_option(asio::ip::tcp::no_delay(true));
-      handshake(common::net::TlsStream(std::move(socket), tls_));
+      boost::system::error_code addr_ec;
+      const auto remote = socket.remote_endpoint(addr_ec);
+      const std::string address = addr_ec ? std::string() : remote.address().to_string();
+      HandshakesFrom& from = handshakes_by_address_[address];
+      if (from.in_progress >= config_.max_handshakes_per_address) {
+        if (!std::exchange(from.warned, true))  // once until its handshakes are done, not per connection
+          LOG_WARN("refusing connections from " << (address.empty() ? "an unknown address" : address) << ": "
+                                                << config_.max_handshakes_per_address
+                                                << " TLS handshakes from it are in progress already "
+                                                   "(limits.max_handshakes_per_address)");
+      } else {
+        ++from.in_progress;
+        socket.set_option(asio::ip::tcp::no_delay(true));
+        handshake(common::net::TlsStream(std::move(socket), tls_), address);
+      }
     }
     if (acceptor_.is_open()) accept();
   });
 }
 
-void Server::Impl::handshake(common::net::TlsStream stream) {
+void Server::Impl::handshake(common::net::TlsStream stream, const std::string& address) {
   auto pending = std::make_shared<common::net::TlsStream>(std::move(stream));
   auto timer = std::make_shared<asio::steady_timer>(io_, config_.handshake_timeout);
   const uint64_t crl_reads = crl_reads_;
@@ -194,9 +208,11 @@ void Server::Impl::handshake(common::net::TlsStream stream) {
       pending->socket().close(ignored);
     }
   });
-  pending->asyncHandshake(common::net::TlsStream::Role::kServer, [this, pending, timer, crl_reads](
+  pending->asyncHandshake(common::net::TlsStream::Role::kServer, [this, pending, timer, crl_reads, address](
                                                                      const boost::system::error_code& ec) {
     --handshaking_;
+    if (auto it = handshakes_by_address_.find(address); it != handshakes_by_address_.end() && --it->second.in_progress == 0)
+      handshakes_by_address_.erase(it);
     timer->cancel();
     boost::system::error_code addr_ec;
     auto remote = pending->socket().remote_endpoint(addr_ec);

@@ -50,7 +50,7 @@ class Server::Impl {
 
  private:
   void accept();
-  void handshake(common::net::TlsStream stream);
+  void handshake(common::net::TlsStream stream, const std::string& address);
   void armDeadline();
   void cutOffSlowPushes();
   void watchInitialProvider();
@@ -86,6 +86,11 @@ class Server::Impl {
   std::set<std::shared_ptr<Session>> unadmitted_;
   std::set<std::string> got_final_;  // members sent the final consensus by this process
   size_t handshaking_ = 0;
+  struct HandshakesFrom {
+    size_t in_progress = 0;
+    bool warned = false;  // refusals told once until they are all done
+  };
+  std::map<std::string, HandshakesFrom> handshakes_by_address_;
   uint64_t crl_reads_ = 0;  // a handshake that spans a CRL read is checked against the new one
   bool failed_ = false;  // a checkpoint could not be written
   DiskWriter disk_;      // last: it finishes its writes before the rest goes

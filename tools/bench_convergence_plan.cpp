@@ -301,7 +301,9 @@ nlohmann::json coordinatorConfigFor(const ConvergencePlan& plan, const Convergen
           {"algorithm", algorithm},
           {"rounds", roundsConfigFor(plan)},
           {"server_optimizer", server},
-          {"aggregation", {{"device", "cpu"}, {"rule", plan.aggregation_rule}}}};
+          {"aggregation", {{"device", "cpu"}, {"rule", plan.aggregation_rule}}},
+          // Every member connects from 127.0.0.1, all at once.
+          {"limits", {{"max_handshakes_per_address", plan.workers + 8}}}};
 }
 
 nlohmann::json workerConfigFor(const ConvergencePlan& plan, size_t k, const std::string& pki,

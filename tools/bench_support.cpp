@@ -221,7 +221,8 @@ BenchCoordinator::BenchCoordinator(BenchCoordinatorOptions options) : options_(s
        {{"chunk_elements", options_.chunk_elements},
         {"idle_timeout_s", idle},
         {"heartbeat_s", std::max<int64_t>(1, idle / 4)},
-        {"max_sessions", options_.workers + 16}}}};
+        {"max_sessions", options_.workers + 16},
+        {"max_handshakes_per_address", options_.workers + 16}}}};  // every worker is on 127.0.0.1
   std::ofstream(dir_ + "/coordinator.json") << c.dump(2) << "\n";
 }
 

@@ -178,6 +178,10 @@ TEST_F(CoordinatorConfigTest, BadValuesAreNamed) {
   expectFieldError(j, "limits.chunk_elements");
 
   j = minimal();
+  j["limits"] = {{"max_handshakes_per_address", 0}};
+  expectFieldError(j, "limits.max_handshakes_per_address");
+
+  j = minimal();
   j["server_optimizer"] = {{"name", "nesterov"}, {"momentum", 1.0}};
   expectFieldError(j, "server_optimizer.momentum");
 

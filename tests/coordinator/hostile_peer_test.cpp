@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -78,7 +79,9 @@ class HostilePeerTest : public ::testing::Test {
     c.rounds.push_grace = push_grace;
     c.rounds.max_staleness = max_staleness;
     c.rounds.max_rounds = max_rounds_;
-    c.handshake_timeout = 2s;
+    c.handshake_timeout = handshake_timeout_;
+    c.max_sessions = max_sessions_;
+    c.max_handshakes_per_address = max_handshakes_per_address_;
     c.idle_timeout = idle;
     c.heartbeat_interval = 100ms;
     server_ = std::make_unique<Server>(c);
@@ -93,7 +96,10 @@ class HostilePeerTest : public ::testing::Test {
     common::setLogLevel(common::LogLevel::kInfo);
   }
 
-  uint64_t max_rounds_ = 0;  // set before startServer
+  uint64_t max_rounds_ = 0;  // these four: set before startServer
+  std::chrono::milliseconds handshake_timeout_ = 2s;
+  size_t max_sessions_ = 1024;
+  size_t max_handshakes_per_address_ = 8;
 
   std::unique_ptr<RawWorker> connect(asio::ssl::context& tls, bool heartbeats = true) {
     return std::make_unique<RawWorker>(io_, tls, server_->port(), heartbeats);
@@ -123,6 +129,40 @@ TEST_F(HostilePeerTest, HeartbeatsWithoutHelloDoNotHoldASeat) {
   auto silent = connect(alice_tls_);
   ASSERT_TRUE(silent->waitFor([&] { return silent->closed(); }, 10s)) << "still open after the handshake timeout";
   EXPECT_TRUE(silent->toldError("no Hello within 2000 ms"));
+}
+
+TEST_F(HostilePeerTest, AHostThatOpensHandshakesAndNeverFinishesThemCannotTakeEverySeat) {
+  handshake_timeout_ = 20s;  // the idle connections outlive the test
+  max_sessions_ = 6;
+  max_handshakes_per_address_ = 3;
+  startServer();
+  // Ten TCP connections from 127.0.0.2 that never begin TLS: three may wait
+  // for their handshake, the coordinator closes the other seven at once.
+  constexpr int kIdle = 10;
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> idle;
+  int closed_by_server = 0;
+  std::array<uint8_t, 1> byte{};
+  for (int i = 0; i < kIdle; ++i) {
+    auto s = std::make_unique<asio::ip::tcp::socket>(io_);
+    s->open(asio::ip::tcp::v4());
+    s->bind({asio::ip::make_address_v4("127.0.0.2"), 0});
+    boost::system::error_code ec;
+    s->connect({asio::ip::address_v4::loopback(), server_->port()}, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    s->async_read_some(asio::buffer(byte), [&](const boost::system::error_code& e, size_t) {
+      if (e) ++closed_by_server;
+    });
+    idle.push_back(std::move(s));
+  }
+  ASSERT_TRUE(runUntil(io_, [&] { return closed_by_server >= kIdle - 3; }, 10s))
+      << closed_by_server << " of the idle connections were closed";
+  // A member from another address still gets a seat, though 3 + 1 < 6 only
+  // because the host's other seven were refused.
+  auto alice = connect(alice_tls_);
+  alice->hello();
+  ASSERT_TRUE(alice->waitFor([&] { return alice->count(proto::CoordinatorMessage::kWelcome) == 1; }))
+      << "the idle connections took every seat";
+  EXPECT_EQ(closed_by_server, kIdle - 3) << "the three in their handshake stay until its timeout";
 }
 
 TEST_F(HostilePeerTest, ASecondSessionCannotSlipChunksIntoTheFirstOnesPush) {
