@@ -269,28 +269,19 @@ void Server::Impl::watchInitialProvider() {
   if (provider.empty() || provider == watched_provider_) return;
   watched_provider_ = provider;
   const auto asked = Clock::now();
-  initial_timer_.expires_at(asked + config_.idle_timeout);
+  waitOnInitialProvider(provider, asked, asked + config_.idle_timeout);
+}
+
+void Server::Impl::waitOnInitialProvider(const std::string& provider, Clock::time_point asked, Clock::time_point at) {
+  initial_timer_.expires_at(at);
   initial_timer_.async_wait([this, provider, asked](const boost::system::error_code& ec) {
     if (ec) return;
     if (federation_->hasConsensus() || federation_->initialProvider() != provider) {
       watched_provider_.clear();
       return;
     }
-    if (federation_->initialStarted()) {
-      const auto limit = asked + config_.rounds.deadline + config_.rounds.push_grace;
-      if (Clock::now() < limit) {
-        initial_timer_.expires_at(limit);
-        initial_timer_.async_wait([this, provider](const boost::system::error_code& e) {
-          if (e) return;
-          watched_provider_.clear();
-          if (federation_->hasConsensus() || federation_->initialProvider() != provider) return;
-          cutOffInitialProvider(provider);
-        });
-        return;
-      }
-      watched_provider_.clear();
-      return cutOffInitialProvider(provider);
-    }
+    const auto whole_by = asked + config_.rounds.deadline + config_.rounds.push_grace;
+    if (federation_->initialStarted() && Clock::now() < whole_by) return waitOnInitialProvider(provider, asked, whole_by);
     watched_provider_.clear();
     cutOffInitialProvider(provider);
   });

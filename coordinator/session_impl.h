@@ -54,6 +54,7 @@ class Server::Impl {
   void armDeadline();
   void cutOffSlowPushes();
   void watchInitialProvider();
+  void waitOnInitialProvider(const std::string& provider, Clock::time_point asked, Clock::time_point at);
   void cutOffInitialProvider(const std::string& provider);
   void watchCrl();
   // The CRLs just read revoke these sessions' certificates: close them.
